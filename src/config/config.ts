@@ -1,0 +1,113 @@
+import path from 'node:path';
+
+/** Everything Sluice reads from its environment, validated once at start-up. */
+export interface SluiceConfig {
+  port: number;
+  host: string;
+  /** Directory for the embedded database, blobs and the first admin key. */
+  dataDir: string;
+  /** PostgreSQL connection string; `undefined` selects embedded PGlite in `dataDir`. */
+  databaseUrl: string | undefined;
+  /** When set, this key exists as an admin key of the default organization after start-up. */
+  bootstrapApiKey: string | undefined;
+  /** In-process worker concurrency; 0 runs the API only. */
+  workers: number;
+  autoAttempts: number;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  allowPrivateUrls: boolean;
+  embeddingsUrl: string | undefined;
+  embeddingsModel: string | undefined;
+  embeddingsApiKey: string | undefined;
+  /** Largest JSON request body accepted, in bytes (413 past it). */
+  bodyLimitBytes: number;
+  logLevel: string;
+}
+
+/** Thrown for invalid configuration; its message is one line naming the variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  if (!/^-?\d+$/.test(raw.trim())) {
+    throw new ConfigError(`${name} must be a whole number, got ${JSON.stringify(raw)}`);
+  }
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new ConfigError(`${name} must be between ${min} and ${max}, got ${raw}`);
+  }
+  return value;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+function str(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL: ${JSON.stringify(raw)}`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got ${JSON.stringify(parsed.protocol)}`);
+  }
+  return raw;
+}
+
+/**
+ * Reads the configuration from an environment (default `process.env`), flags already merged in by the CLI.
+ * Throws {@link ConfigError} with one line naming the offending variable.
+ */
+export function loadConfig(env: Env = process.env): SluiceConfig {
+  const bootstrapApiKey = str(env, 'SLUICE_BOOTSTRAP_API_KEY');
+  if (bootstrapApiKey !== undefined && !/^sk_[A-Za-z0-9_]{16,200}$/.test(bootstrapApiKey)) {
+    throw new ConfigError(
+      'SLUICE_BOOTSTRAP_API_KEY must look like sk_… with at least 16 letters, digits or underscores after sk_',
+    );
+  }
+  const logLevel = str(env, 'SLUICE_LOG_LEVEL') ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`SLUICE_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got ${JSON.stringify(logLevel)}`);
+  }
+  const backoffBaseMs = int(env, 'SLUICE_BACKOFF_BASE_MS', 1000, 0, 3_600_000);
+  const backoffCapMs = int(env, 'SLUICE_BACKOFF_CAP_MS', 60_000, 0, 86_400_000);
+  if (backoffCapMs < backoffBaseMs) {
+    throw new ConfigError(`SLUICE_BACKOFF_CAP_MS (${backoffCapMs}) must not be below SLUICE_BACKOFF_BASE_MS (${backoffBaseMs})`);
+  }
+  return {
+    port: int(env, 'PORT', 8080, 0, 65535),
+    host: str(env, 'HOST') ?? '127.0.0.1',
+    dataDir: path.resolve(str(env, 'SLUICE_DATA_DIR') ?? './data'),
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    bootstrapApiKey,
+    workers: int(env, 'SLUICE_WORKERS', 4, 0, 256),
+    autoAttempts: int(env, 'SLUICE_AUTO_ATTEMPTS', 3, 1, 100),
+    backoffBaseMs,
+    backoffCapMs,
+    allowPrivateUrls: bool(env, 'SLUICE_ALLOW_PRIVATE_URLS', false),
+    embeddingsUrl: url(env, 'SLUICE_EMBEDDINGS_URL', ['http:', 'https:']),
+    embeddingsModel: str(env, 'SLUICE_EMBEDDINGS_MODEL'),
+    embeddingsApiKey: str(env, 'SLUICE_EMBEDDINGS_API_KEY'),
+    bodyLimitBytes: int(env, 'SLUICE_BODY_LIMIT_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    logLevel,
+  };
+}

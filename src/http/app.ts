@@ -1,0 +1,103 @@
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-zod';
+import { apiKeyRoutes } from '../api-keys/routes.js';
+import { authenticate } from '../auth/authenticate.js';
+import type { Db } from '../db/db.js';
+import { ApiError, badRequest, show } from '../errors/registry.js';
+import { healthRoutes } from '../health/routes.js';
+import { namespaceRoutes } from '../namespaces/routes.js';
+import { resolveNamespace } from '../namespaces/service.js';
+import { SLUICE_VERSION } from '../version.js';
+import { installErrorHandling } from './error-handler.js';
+import './route-config.js';
+import { zodValidatorCompiler } from './zod-validator.js';
+
+/** What the HTTP app needs. */
+export interface AppOptions {
+  db: Db;
+  /** Largest request body in bytes (413 past it). */
+  bodyLimitBytes?: number;
+  /** Fastify logger setting (`false` in tests). */
+  logger?: FastifyServerOptions['logger'];
+}
+
+/**
+ * Builds the Fastify app with every route, the one error handler and the OpenAPI document. It does not
+ * listen: tests use `app.inject()`, `createServer` listens.
+ */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { db } = options;
+  const bodyLimit = options.bodyLimitBytes ?? 10 * 1024 * 1024;
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit,
+    // Mixpeek's SDKs are generated clients: they may send trailing slashes and any header case.
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
+    requestIdHeader: 'x-request-id',
+  });
+  app.setValidatorCompiler(zodValidatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandling(app, bodyLimit);
+
+  // Generated SDKs POST list endpoints with `Content-Type: application/json` and no body at all:
+  // an empty body is an empty object (then validated like any other), not a JSON syntax error.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, {});
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(badRequest(`request body is not valid JSON: ${(err as Error).message}`), undefined);
+    }
+  });
+
+  // Every /v1 route must declare its permission: an endpoint cannot be left open by forgetting.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/v1/') && route.config?.permission === undefined) {
+      throw new Error(`route ${route.method} ${route.url} declares no permission`);
+    }
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const config = request.routeOptions.config;
+    if (!config?.permission || config.permission === 'public') return;
+    request.auth = await authenticate(db, request.headers.authorization, config.permission);
+    if (config.namespaced) {
+      const query = request.query as Record<string, unknown> | undefined;
+      const header = request.headers['x-namespace'];
+      const identifier = (Array.isArray(header) ? header[0] : header) ?? query?.namespace;
+      if (typeof identifier !== 'string' || identifier.trim() === '') {
+        throw badRequest('missing namespace: send the X-Namespace header (namespace name or ns_… id)');
+      }
+      if (identifier.length > 200) throw new ApiError('bad_request', `namespace ${show(identifier)} is too long`);
+      request.namespace = await resolveNamespace(db, request.auth.organizationId, identifier.trim());
+    }
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Sluice',
+        description: 'Self-hosted multimodal ingestion engine speaking the Mixpeek v1 API.',
+        version: SLUICE_VERSION,
+      },
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer sk_…' } },
+      },
+      security: [{ bearerAuth: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  app.get('/openapi.json', { schema: { hide: true }, config: { permission: 'public' } }, async () => app.swagger());
+  healthRoutes(app, db, SLUICE_VERSION);
+  apiKeyRoutes(app, db);
+  namespaceRoutes(app, db);
+  await app.ready();
+  return app;
+}
