@@ -21,6 +21,8 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Fastify logger setting (`false` in tests). */
   logger?: FastifyServerOptions['logger'];
+  /** More routes to register beside Sluice's own (embedding applications, tests of shared hooks). */
+  extraRoutes?: (app: FastifyInstance, db: Db) => void;
 }
 
 /**
@@ -98,6 +100,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   healthRoutes(app, db, SLUICE_VERSION);
   apiKeyRoutes(app, db);
   namespaceRoutes(app, db);
+  options.extraRoutes?.(app, db);
   await app.ready();
   return app;
 }
