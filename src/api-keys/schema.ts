@@ -22,7 +22,10 @@ const ResourceScope = z.object({
   operations: z.array(z.string()).nullish(),
 });
 
-const FutureDateTime = z.iso.datetime({ offset: true });
+// A key born expired could never authenticate: refuse the request instead of storing a dead key.
+const FutureDateTime = z.iso
+  .datetime({ offset: true })
+  .refine((v) => Date.parse(v) > Date.now(), 'must be in the future');
 
 export const ApiKeyCreateRequest = z.object({
   name: z.string().min(1).max(100),

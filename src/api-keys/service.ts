@@ -127,11 +127,14 @@ export async function insertApiKey(q: Queryable, input: NewApiKey): Promise<ApiK
   return { ...toRecord(row), key: plaintext };
 }
 
-/** Finds a user of an organization by email, or `undefined`. */
+/** Emails name the same person in any letter case, so users are stored and looked up lower-cased. */
+const normalEmail = (email: string): string => email.trim().toLowerCase();
+
+/** Finds a user of an organization by email (any case), or `undefined`. */
 export async function findUser(q: Queryable, organizationId: string, email: string): Promise<{ id: string } | undefined> {
   const rows = await q.query<{ id: string }>('SELECT id FROM users WHERE organization_id = $1 AND email = $2', [
     organizationId,
-    email,
+    normalEmail(email),
   ]);
   return rows[0];
 }
@@ -141,7 +144,7 @@ export async function ensureUser(q: Queryable, organizationId: string, email: st
   await q.query(
     `INSERT INTO users (id, organization_id, email) VALUES ($1, $2, $3)
      ON CONFLICT (organization_id, email) DO NOTHING`,
-    [newId('usr'), organizationId, email],
+    [newId('usr'), organizationId, normalEmail(email)],
   );
   const user = await findUser(q, organizationId, email);
   if (!user) throw new Error(`user ${email} vanished right after it was created`);
@@ -169,12 +172,16 @@ export async function listApiKeys(
   return rows.map(toRecord);
 }
 
+/**
+ * The user's live key of that name, locked for the rest of the transaction: a concurrent PATCH, revoke or
+ * rotate of the same key waits, then finds it revoked (404) instead of changing a row that was just replaced.
+ */
 async function liveKey(q: Queryable, organizationId: string, email: string, name: string): Promise<KeyRow> {
   const user = await requireUser(q, organizationId, email);
-  const rows = await q.query<KeyRow>(`SELECT * FROM api_keys WHERE user_id = $1 AND name = $2 AND status <> 'revoked'`, [
-    user.id,
-    name,
-  ]);
+  const rows = await q.query<KeyRow>(
+    `SELECT * FROM api_keys WHERE user_id = $1 AND name = $2 AND status <> 'revoked' FOR UPDATE`,
+    [user.id, name],
+  );
   const row = rows[0];
   if (!row) throw notFound('api key', name);
   if (row.protected) {
@@ -276,7 +283,8 @@ export async function rotateApiKey(
     permissions: row.permissions,
     scopes: row.scopes,
     rateLimitOverride: row.rate_limit_override,
-    expiresAt: iso(row.expires_at),
+    // An expiry already past would make the new secret dead on arrival: rotating renews such a key.
+    expiresAt: row.expires_at && row.expires_at.getTime() > Date.now() ? iso(row.expires_at) : null,
     createdBy: actorKeyId,
   });
 }

@@ -1,5 +1,5 @@
 import type { Db } from '../db/db.js';
-import { ApiError } from '../errors/registry.js';
+import { ApiError, show } from '../errors/registry.js';
 import { hashApiKey } from './api-key-secret.js';
 import { allows, type Permission } from './permissions.js';
 
@@ -26,13 +26,27 @@ interface KeyLookupRow {
 const unauthorized = (message: string) =>
   new ApiError('unauthorized', message, null, { 'WWW-Authenticate': 'Bearer realm="sluice"' });
 
-/** Reads the key from `Authorization: Bearer sk_…` (a bare `sk_…` is accepted too). */
+/**
+ * Reads the key from `Authorization: Bearer sk_…` (the scheme in any case; a bare `sk_…` is accepted too).
+ * Another scheme (`Basic …`) is refused by name, so its credentials never reach the key lookup or a message.
+ */
 export function extractApiKey(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const value = header.trim();
-  const match = /^bearer\s+(.+)$/i.exec(value);
-  const token = (match ? match[1] : value)?.trim();
-  return token ? token : undefined;
+  const value = header?.trim();
+  if (!value) return undefined;
+  const match = /^(\S+)(?:\s+(.*))?$/s.exec(value);
+  const scheme = match?.[1] ?? '';
+  const rest = match?.[2]?.trim();
+  if (/^bearer$/i.test(scheme)) return rest ? rest : undefined;
+  if (rest) throw unauthorized(`unsupported Authorization scheme ${show(scheme.slice(0, 20))}: send Authorization: Bearer sk_…`);
+  return value;
+}
+
+/**
+ * How an unrecognised key is named in a message: its first 10 characters (what `key_prefix` shows), and
+ * nothing of a token so short that those 10 characters would be most or all of it.
+ */
+function describeToken(token: string): string {
+  return token.length >= 20 ? `${token.slice(0, 10)}…` : `(a ${token.length}-character value, not shown)`;
 }
 
 /**
@@ -50,7 +64,7 @@ export async function authenticate(db: Db, header: string | undefined, required:
     [hashApiKey(token)],
   );
   const key = rows[0];
-  const shown = `${token.slice(0, 10)}…`;
+  const shown = describeToken(token);
   if (!key) throw unauthorized(`invalid API key ${shown}`);
   if (key.status === 'revoked') throw unauthorized(`API key ${shown} (${key.name}) has been revoked`);
   if (key.status === 'expired' || key.expired) throw unauthorized(`API key ${shown} (${key.name}) has expired`);
