@@ -10,7 +10,7 @@ import { healthRoutes } from '../health/routes.js';
 import { namespaceRoutes } from '../namespaces/routes.js';
 import { resolveNamespace } from '../namespaces/service.js';
 import { SLUICE_VERSION } from '../version.js';
-import { installErrorHandling } from './error-handler.js';
+import { frameworkErrorHandler, installErrorHandling } from './error-handler.js';
 import './route-config.js';
 import { zodValidatorCompiler } from './zod-validator.js';
 
@@ -36,7 +36,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logger: options.logger ?? false,
     bodyLimit,
     // Mixpeek's SDKs are generated clients: they may send trailing slashes and any header case.
-    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
+    // Namespace names may be 128 characters and other identifiers longer: the default cap of 100 is too low.
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
+    // Errors raised before routing (broken percent-encoding, …) get the envelope like every other error.
+    frameworkErrors: frameworkErrorHandler(bodyLimit),
     requestIdHeader: 'x-request-id',
   });
   app.setValidatorCompiler(zodValidatorCompiler);
@@ -46,6 +49,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Generated SDKs POST list endpoints with `Content-Type: application/json` and no body at all:
   // an empty body is an empty object (then validated like any other), not a JSON syntax error.
   app.removeContentTypeParser('application/json');
+  // Sluice's API is JSON only; Fastify's built-in text parser would let text/plain through to validation.
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = (body as string).trim();
     if (text === '') return done(null, {});

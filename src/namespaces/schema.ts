@@ -29,6 +29,22 @@ export const PayloadIndexConfig = z.object({
   is_protected: z.boolean().default(false),
 });
 
+/** Mixpeek: a payload index's field_name "must be unique within the namespace". */
+const PayloadIndexes = z.array(PayloadIndexConfig).superRefine((indexes, ctx) => {
+  const seen = new Set<string>();
+  indexes.forEach((index, i) => {
+    if (seen.has(index.field_name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [i, 'field_name'],
+        input: index.field_name,
+        message: 'field_name must be unique within the namespace',
+      });
+    }
+    seen.add(index.field_name);
+  });
+});
+
 /** Stored and echoed as given: Sluice runs no Ray or Qdrant, so these settings change nothing here. */
 const Infrastructure = z.record(z.string(), z.unknown());
 
@@ -37,20 +53,20 @@ export const CreateNamespaceRequest = z.object({
   namespace_type: z.enum(['standard', 'marketplace']).nullish(),
   description: z.string().max(2000).nullish(),
   feature_extractors: z.array(FeatureExtractorInput).min(1),
-  payload_indexes: z.array(PayloadIndexConfig).nullish(),
+  payload_indexes: PayloadIndexes.nullish(),
   auto_create_indexes: z.boolean().nullish(),
   infrastructure: Infrastructure.nullish(),
 });
 
 export const UpdateNamespaceRequest = z.object({
   namespace_name: NamespaceName.nullish(),
-  payload_indexes: z.array(PayloadIndexConfig).nullish(),
+  payload_indexes: PayloadIndexes.nullish(),
 });
 
 export const PatchNamespaceRequest = z.object({
   namespace_name: NamespaceName.nullish(),
   description: z.string().max(2000).nullish(),
-  payload_indexes: z.array(PayloadIndexConfig).nullish(),
+  payload_indexes: PayloadIndexes.nullish(),
   auto_create_indexes: z.boolean().nullish(),
   infrastructure: Infrastructure.nullish(),
 });

@@ -111,7 +111,8 @@ export async function getNamespace(q: Queryable, organizationId: string, identif
 
 /**
  * Applies an update. PUT and PATCH share it: absent or `null` fields keep their value, as Mixpeek's
- * update models declare every field optional.
+ * update models declare every field optional. `updated_at` always moves forward by at least the 1 ms the
+ * API shows, so a client comparing timestamps sees every update, even one in the same millisecond.
  */
 export async function updateNamespace(
   q: Queryable,
@@ -129,7 +130,7 @@ export async function updateNamespace(
          payload_indexes = COALESCE($4::jsonb, payload_indexes),
          auto_create_indexes = COALESCE($5, auto_create_indexes),
          infrastructure = COALESCE($6::jsonb, infrastructure),
-         updated_at = now()
+         updated_at = GREATEST(now(), updated_at + interval '1 millisecond')
        WHERE id = $1 RETURNING *`,
       [
         row.id,
@@ -141,7 +142,9 @@ export async function updateNamespace(
       ],
     )
     .catch(uniqueName(name));
-  return toModel(rows[0]!);
+  // Deleted by someone else between the read and the update.
+  if (!rows[0]) throw notFound('namespace', identifier);
+  return toModel(rows[0]);
 }
 
 /** Deletes a namespace and, through foreign keys, everything in it. */
@@ -185,15 +188,20 @@ export async function listNamespaces(
         },
       ]);
     }
+    // Mixpeek: `case_sensitive` governs filters as well as search, so every comparison folds case unless set.
+    const col = body.case_sensitive ? column : `lower(${column})`;
+    const val = (value: string) => (body.case_sensitive ? p(value) : `lower(${p(value)})`);
+    const anyOf = (values: string[]) =>
+      body.case_sensitive ? `ANY(${p(values)}::text[])` : `ANY(SELECT lower(v) FROM unnest(${p(values)}::text[]) AS v)`;
     if (typeof condition === 'string') {
-      where.push(body.case_sensitive ? `${column} = ${p(condition)}` : `lower(${column}) = lower(${p(condition)})`);
+      where.push(`${col} = ${val(condition)}`);
     } else if (condition && typeof condition === 'object' && !Array.isArray(condition)) {
       for (const [op, value] of Object.entries(condition)) {
         if (op === '$regex' && typeof value === 'string') where.push(`${column} ${regexOp} ${p(value)}`);
         else if ((op === '$in' || op === '$nin') && Array.isArray(value) && value.every((v) => typeof v === 'string'))
-          where.push(`${op === '$nin' ? 'NOT ' : ''}(${column} = ANY(${p(value)}::text[]))`);
+          where.push(`${op === '$nin' ? 'NOT ' : ''}(${col} = ${anyOf(value)})`);
         else if ((op === '$eq' || op === '$ne') && typeof value === 'string')
-          where.push(`${column} ${op === '$eq' ? '=' : '<>'} ${p(value)}`);
+          where.push(`${col} ${op === '$eq' ? '=' : '<>'} ${val(value)}`);
         else throw badRequest(`unsupported filter ${show({ [field]: { [op]: value } })}; use a string, $eq, $ne, $in, $nin or $regex`);
       }
     } else {

@@ -348,6 +348,25 @@ for (const backend of BACKENDS) {
         expect(err.message).toContain('"vector"');
       });
 
+      it('rejects payload indexes that repeat a field_name, on create and on update', async () => {
+        const payload_indexes = [INDEXES[0], INDEXES[1], { field_name: 'user_id', type: 'integer' }];
+        const err = expectEnvelope(
+          await create({ namespace_name: 'val_dup_index', feature_extractors: EXTRACTORS, payload_indexes }),
+          422,
+          'ValidationError',
+        );
+        const found = issues(err).find((i) => i.location.join('.') === 'body.payload_indexes.2.field_name');
+        expect(found?.message).toContain('"user_id"');
+        await createOk('val_dup_index');
+        for (const method of ['PUT', 'PATCH'] as const) {
+          const res = await t.call({ method, url: '/v1/namespaces/val_dup_index', payload: { payload_indexes } });
+          expect(issues(expectEnvelope(res, 422, 'ValidationError')).map((i) => i.location.join('.'))).toContain(
+            'body.payload_indexes.2.field_name',
+          );
+        }
+        expect((await t.call({ method: 'GET', url: '/v1/namespaces/val_dup_index' })).json().payload_indexes).toBeNull();
+      });
+
       it('creates nothing when validation fails', async () => {
         await create({ namespace_name: 'val_nothing', feature_extractors: [] });
         expectEnvelope(await t.call({ method: 'GET', url: '/v1/namespaces/val_nothing' }), 404, 'NotFoundError');
@@ -426,6 +445,22 @@ for (const backend of BACKENDS) {
         expect(a.total_count).toBe(2);
       });
 
+      it('folds case in exact, $eq, $ne, $in and $nin filters unless case_sensitive', async () => {
+        expect(namesOf(await listIn({ filters: { namespace_name: 'APPLE' } }))).toEqual(['Apple']);
+        expect(namesOf(await listIn({ filters: { namespace_name: 'APPLE' }, case_sensitive: true }))).toEqual([]);
+        expect(namesOf(await listIn({ filters: { namespace_name: { $eq: 'zeta' } } }))).toEqual(['Zeta']);
+        expect(namesOf(await listIn({ filters: { namespace_name: { $eq: 'zeta' } }, case_sensitive: true }))).toEqual([]);
+        const inFolded = await listIn({ filters: { namespace_name: { $in: ['ALPHA', 'apple'] } } });
+        expect(new Set(namesOf(inFolded))).toEqual(new Set(['alpha', 'Apple']));
+        const inExact = await listIn({ filters: { namespace_name: { $in: ['ALPHA', 'Apple'] } }, case_sensitive: true });
+        expect(namesOf(inExact)).toEqual(['Apple']);
+        const nin = await listIn({ filters: { namespace_name: { $nin: ['ALPHA', 'BETA'] } } });
+        expect(new Set(namesOf(nin))).toEqual(new Set(names.filter((n) => n !== 'alpha' && n !== 'beta')));
+        const ne = await listIn({ filters: { namespace_name: { $ne: 'GAMMA' } } });
+        expect(ne.total_count).toBe(names.length - 1);
+        expect(namesOf(ne)).not.toContain('gamma');
+      });
+
       it('combines filters with AND', async () => {
         const a = await listIn({ filters: { namespace_name: { $regex: '^a' }, namespace_id: byName.get('alpha')!.namespace_id } });
         expect(namesOf(a)).toEqual(['alpha']);
@@ -450,7 +485,8 @@ for (const backend of BACKENDS) {
         const a = await listIn({ search: '%' });
         expect(a.results).toEqual([]);
         expect(a.total_count).toBe(0);
-        expect((await listIn({ search: '_' })).total_count).toBe(0);
+        // Ids are `ns_…`, so an unescaped `_` would match everything here.
+        expect((await listIn({ search: 'l_h' })).total_count).toBe(0);
       });
 
       it('sorts by namespace_name ascending and descending', async () => {
