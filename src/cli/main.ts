@@ -218,16 +218,18 @@ export async function main(argv: string[]): Promise<void> {
       throw new UsageError(`unknown command ${JSON.stringify(argv.join(' '))}; run sluice --help`);
     }
   } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    // parseArgs rejects unknown flags, missing flag values and stray positionals: bad usage, like ours.
+    const badUsage =
+      err instanceof UsageError || err instanceof ConfigError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_'));
     const known =
-      err instanceof UsageError ||
-      err instanceof ConfigError ||
+      badUsage ||
       err instanceof DataDirLockedError ||
       err instanceof ApiError ||
-      (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
-      (err as { code?: string }).code === 'EADDRINUSE' ||
+      code === 'EADDRINUSE' ||
       /cannot connect to PostgreSQL/.test((err as Error).message);
     process.stderr.write(`sluice: ${(err as Error).message}\n`);
     if (!known) process.stderr.write(`${(err as Error).stack}\n`);
-    process.exit(err instanceof UsageError || err instanceof ConfigError ? 2 : 1);
+    process.exit(badUsage ? 2 : 1);
   }
 }

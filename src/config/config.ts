@@ -58,6 +58,18 @@ function str(env: Env, name: string): string | undefined {
   return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
 }
 
+/** A URL as it may appear in a message: connection strings carry passwords, which must not reach logs. */
+function withoutPassword(raw: string): string {
+  try {
+    const u = new URL(raw);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    // Unparseable, so URL cannot find the password: mask whatever sits between `user:` and `@`.
+    return raw.replace(/\/\/([^/:@]*):[^@/]*@/, '//$1:***@');
+  }
+}
+
 function url(env: Env, name: string, protocols: string[]): string | undefined {
   const raw = str(env, name);
   if (raw === undefined) return undefined;
@@ -65,12 +77,19 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   try {
     parsed = new URL(raw);
   } catch {
-    throw new ConfigError(`${name} is not a valid URL: ${JSON.stringify(raw)}`);
+    throw new ConfigError(`${name} is not a valid URL: ${JSON.stringify(withoutPassword(raw))}`);
   }
   if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got ${JSON.stringify(parsed.protocol)}`);
+    throw new ConfigError(
+      `${name} must use ${protocols.join(' or ')}, got ${JSON.stringify(parsed.protocol)} in ${JSON.stringify(withoutPassword(raw))}`,
+    );
   }
   return raw;
+}
+
+/** Enough of a secret to recognise which value was read (a stray quote, a missing prefix), not enough to use it. */
+function glimpse(secret: string): string {
+  return `${JSON.stringify(secret.length > 6 ? `${secret.slice(0, 6)}…` : secret)} (${secret.length} characters)`;
 }
 
 /**
@@ -81,7 +100,7 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
   const bootstrapApiKey = str(env, 'SLUICE_BOOTSTRAP_API_KEY');
   if (bootstrapApiKey !== undefined && !/^sk_[A-Za-z0-9_]{16,200}$/.test(bootstrapApiKey)) {
     throw new ConfigError(
-      'SLUICE_BOOTSTRAP_API_KEY must look like sk_… with at least 16 letters, digits or underscores after sk_',
+      `SLUICE_BOOTSTRAP_API_KEY must look like sk_… with 16 to 200 letters, digits or underscores after sk_, got ${glimpse(bootstrapApiKey)}`,
     );
   }
   const logLevel = str(env, 'SLUICE_LOG_LEVEL') ?? 'info';

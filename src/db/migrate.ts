@@ -16,11 +16,18 @@ interface Migration {
 }
 
 function readMigrations(dir: string): Migration[] {
-  const files = fs.readdirSync(dir).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f));
-  files.sort();
+  const sqlFiles = fs.readdirSync(dir).filter((f) => f.endsWith('.sql'));
+  // A misnamed migration would otherwise be skipped without a word, and the schema silently lack it.
+  const misnamed = sqlFiles.filter((f) => !/^\d{4}_[a-z0-9_]+\.sql$/.test(f));
+  if (misnamed.length > 0) {
+    throw new Error(`migration file ${misnamed.join(', ')} in ${dir} is not named NNNN_lowercase_name.sql`);
+  }
+  const files = sqlFiles.sort();
   return files.map((file, index) => {
     const version = Number(file.slice(0, 4));
-    if (version !== index + 1) throw new Error(`migration ${file} is out of sequence: expected number ${index + 1}`);
+    if (version !== index + 1) {
+      throw new Error(`migration ${file} in ${dir} is out of sequence: expected number ${String(index + 1).padStart(4, '0')}`);
+    }
     return { version, name: file.slice(5, -4), sql: fs.readFileSync(path.join(dir, file), 'utf8') };
   });
 }

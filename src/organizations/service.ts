@@ -134,8 +134,16 @@ export async function bootstrap(db: Db, options: { bootstrapApiKey?: string; dat
     });
     fs.mkdirSync(options.dataDir, { recursive: true });
     const adminKeyFile = path.join(options.dataDir, 'admin-api-key');
-    fs.writeFileSync(adminKeyFile, `${key.key}\n`, { mode: 0o600 });
-    fs.chmodSync(adminKeyFile, 0o600);
+    // Written to a new 0600 file and renamed into place: writing into an existing file would leave the
+    // secret readable under that file's old mode until a chmod, and would follow a symlink planted there.
+    const tmp = `${adminKeyFile}.${process.pid}.tmp`;
+    fs.rmSync(tmp, { force: true });
+    try {
+      fs.writeFileSync(tmp, `${key.key}\n`, { mode: 0o600, flag: 'wx' });
+      fs.renameSync(tmp, adminKeyFile);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
     return { organizationId: org.id, createdAdminKey: key.key, adminKeyFile, bootstrapKeyEnsured: false };
   });
 }
