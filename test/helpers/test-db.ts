@@ -21,39 +21,60 @@ const pglite: Backend = {
   },
 };
 
+/** A scratch PostgreSQL database: its URL, and how to drop it. */
+export interface ScratchDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates a scratch database on the SLUICE_TEST_DATABASE_URL server: a copy of the migrated template, or
+ * an empty one when `empty` is set. Shared by the in-process backends and the child-process tests.
+ */
+export async function createScratchDatabase(prefix: string, opts: { empty?: boolean } = {}): Promise<ScratchDatabase> {
+  const url = process.env.SLUICE_TEST_DATABASE_URL;
+  if (!url) throw new Error('SLUICE_TEST_DATABASE_URL is not set');
+  const template = inject('pgTemplateDatabase');
+  if (!template && !opts.empty) throw new Error('no PostgreSQL template database was prepared');
+  const name = `${prefix}_${randomBase36(12)}`;
+  const admin = await openPgDb({ connectionString: url, max: 1 });
+  try {
+    // Copies from one template may collide for a moment ("being accessed by other users"): retry, bounded.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await admin.query(opts.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${template}`);
+        break;
+      } catch (err) {
+        if (attempt >= 20 || !/being accessed by other users/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+      }
+    }
+  } finally {
+    await admin.close();
+  }
+  return {
+    url: withDatabase(url, name),
+    async drop() {
+      const cleanup = await openPgDb({ connectionString: url, max: 1 });
+      try {
+        await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await cleanup.close();
+      }
+    },
+  };
+}
+
 const postgres: Backend = {
   name: 'postgres',
   async open() {
-    const url = process.env.SLUICE_TEST_DATABASE_URL!;
-    const template = inject('pgTemplateDatabase');
-    if (!template) throw new Error('no PostgreSQL template database was prepared');
-    const name = `sluice_t_${randomBase36(12)}`;
-    const admin = await openPgDb({ connectionString: url, max: 1 });
-    try {
-      // Copies from one template may collide for a moment ("being accessed by other users"): retry briefly.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
-          break;
-        } catch (err) {
-          if (attempt >= 20 || !/being accessed by other users/.test((err as Error).message)) throw err;
-          await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
-        }
-      }
-    } finally {
-      await admin.close();
-    }
-    const db = await openPgDb({ connectionString: withDatabase(url, name), max: 5 });
+    const scratch = await createScratchDatabase('sluice_t');
+    const db = await openPgDb({ connectionString: scratch.url, max: 5 });
     const close = db.close.bind(db);
     return Object.assign(db, {
       async close() {
         await close();
-        const cleanup = await openPgDb({ connectionString: url, max: 1 });
-        try {
-          await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        } finally {
-          await cleanup.close();
-        }
+        await scratch.drop();
       },
     });
   },

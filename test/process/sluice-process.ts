@@ -4,10 +4,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inject } from 'vitest';
-import { openPgDb } from '../../src/db/pg-db.js';
 import { randomBase36 } from '../../src/ids/new-id.js';
-import { withDatabase } from '../helpers/global-setup.js';
+import { createScratchDatabase } from '../helpers/test-db.js';
 
 /** The repository root: children run `bin/sluice.js` from here, on the dist/ that global setup built. */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -176,48 +174,14 @@ export interface ProcessDatabase {
   drop(): Promise<void>;
 }
 
-async function createDatabase(sql: (name: string) => string): Promise<ProcessDatabase> {
-  const url = process.env.SLUICE_TEST_DATABASE_URL!;
-  const name = `sluice_p_${randomBase36(12)}`;
-  const admin = await openPgDb({ connectionString: url, max: 1 });
-  try {
-    // Copies from one template collide for a moment while another copy runs: retry, bounded.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await admin.query(sql(name));
-        break;
-      } catch (err) {
-        if (attempt >= 20 || !/being accessed by other users/.test((err as Error).message)) throw err;
-        await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
-      }
-    }
-  } finally {
-    await admin.close();
-  }
-  const dbUrl = withDatabase(url, name);
-  return {
-    env: { DATABASE_URL: dbUrl },
-    url: dbUrl,
-    async drop() {
-      const cleanup = await openPgDb({ connectionString: url, max: 1 });
-      try {
-        await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await cleanup.close();
-      }
-    },
-  };
-}
-
 /**
  * A database for child processes. PGlite: nothing (the child opens `<data dir>/pgdata`). PostgreSQL: a
  * fresh copy of the migrated template, or an empty database when `empty`.
  */
 export async function processDatabase(backend: 'pglite' | 'postgres', opts: { empty?: boolean } = {}): Promise<ProcessDatabase> {
   if (backend === 'pglite') return { env: {}, url: undefined, async drop() {} };
-  const template = inject('pgTemplateDatabase');
-  if (!template) throw new Error('no PostgreSQL template database was prepared');
-  return createDatabase((name) => (opts.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${template}`));
+  const scratch = await createScratchDatabase('sluice_p', opts);
+  return { env: { DATABASE_URL: scratch.url }, url: scratch.url, drop: scratch.drop };
 }
 
 /** A bootstrap key in the format SLUICE_BOOTSTRAP_API_KEY accepts. */
