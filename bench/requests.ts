@@ -1,4 +1,8 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { InjectOptions } from 'fastify';
+import { createLocalBlobStore } from '../src/blobs/local-blob-store.js';
 import { buildApp } from '../src/http/app.js';
 import { createOrganization } from '../src/organizations/service.js';
 import type { BenchTarget } from './index.js';
@@ -8,7 +12,8 @@ import type { BenchTarget } from './index.js';
  * floor that auth (one indexed key lookup) and namespace resolution add to every endpoint.
  */
 export async function benchRequests({ db }: BenchTarget): Promise<void> {
-  const app = await buildApp({ db });
+  const blobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-blobs-'));
+  const app = await buildApp({ db, blobs: createLocalBlobStore(blobDir) });
   try {
     const { adminKey } = await createOrganization(db, `bench-${Date.now()}`, 'bench@sluice.local');
     const headers = { authorization: `Bearer ${adminKey}` };
@@ -44,5 +49,6 @@ export async function benchRequests({ db }: BenchTarget): Promise<void> {
     );
   } finally {
     await app.close();
+    fs.rmSync(blobDir, { recursive: true, force: true });
   }
 }

@@ -21,6 +21,12 @@ export interface SluiceConfig {
   embeddingsApiKey: string | undefined;
   /** Largest JSON request body accepted, in bytes (413 past it). */
   bodyLimitBytes: number;
+  /** Largest blob sent inline in JSON (base64 or data URI), decoded bytes (413 past it). */
+  inlineBlobMaxBytes: number;
+  /** Largest file accepted through an upload URL (413 past it). */
+  uploadMaxBytes: number;
+  /** Base URL clients reach this server at, for upload URLs; `undefined` derives it from each request. */
+  publicUrl: string | undefined;
   logLevel: string;
 }
 
@@ -126,7 +132,10 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
     embeddingsUrl: url(env, 'SLUICE_EMBEDDINGS_URL', ['http:', 'https:']),
     embeddingsModel: str(env, 'SLUICE_EMBEDDINGS_MODEL'),
     embeddingsApiKey: str(env, 'SLUICE_EMBEDDINGS_API_KEY'),
-    bodyLimitBytes: int(env, 'SLUICE_BODY_LIMIT_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    bodyLimitBytes: int(env, 'SLUICE_BODY_LIMIT_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    inlineBlobMaxBytes: int(env, 'SLUICE_INLINE_BLOB_MAX_BYTES', 8 * 1024 * 1024, 1, 1024 * 1024 * 1024),
+    uploadMaxBytes: int(env, 'SLUICE_UPLOAD_MAX_BYTES', 5 * 1024 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+    publicUrl: url(env, 'SLUICE_PUBLIC_URL', ['http:', 'https:'])?.replace(/\/+$/, ''),
     logLevel,
   };
 }

@@ -3,26 +3,50 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-zod';
 import { apiKeyRoutes } from '../api-keys/routes.js';
+import type { BlobStore } from '../blobs/blob-store.js';
 import { authenticate } from '../auth/authenticate.js';
 import type { Db } from '../db/db.js';
 import { ApiError, badRequest, show } from '../errors/registry.js';
 import { healthRoutes } from '../health/routes.js';
 import { namespaceRoutes } from '../namespaces/routes.js';
 import { resolveNamespace } from '../namespaces/service.js';
+import { taskRoutes } from '../tasks/routes.js';
 import { SLUICE_VERSION } from '../version.js';
 import { frameworkErrorHandler, installErrorHandling } from './error-handler.js';
 import './route-config.js';
 import { zodValidatorCompiler } from './zod-validator.js';
 
+/** Size limits the API enforces. */
+export interface AppLimits {
+  /** Largest request body in bytes (413 past it). */
+  bodyLimitBytes: number;
+  /** Largest blob sent inline in JSON, decoded bytes (413 past it). */
+  inlineBlobMaxBytes: number;
+  /** Largest file accepted through an upload URL (413 past it). */
+  uploadMaxBytes: number;
+}
+
+/** Everything route handlers may use: storage, blobs, limits. Passed to each feature's routes. */
+export interface AppDeps {
+  db: Db;
+  blobs: BlobStore;
+  limits: AppLimits;
+  /** Base URL for upload URLs; `undefined` derives it from the request. */
+  publicUrl: string | undefined;
+}
+
 /** What the HTTP app needs. */
 export interface AppOptions {
   db: Db;
-  /** Largest request body in bytes (413 past it). */
+  blobs: BlobStore;
+  limits?: Partial<AppLimits>;
+  publicUrl?: string;
+  /** Largest request body in bytes (413 past it); shorthand for `limits.bodyLimitBytes`. */
   bodyLimitBytes?: number;
   /** Fastify logger setting (`false` in tests). */
   logger?: FastifyServerOptions['logger'];
   /** More routes to register beside Sluice's own (embedding applications, tests of shared hooks). */
-  extraRoutes?: (app: FastifyInstance, db: Db) => void;
+  extraRoutes?: (app: FastifyInstance, deps: AppDeps) => void;
 }
 
 /**
@@ -31,7 +55,13 @@ export interface AppOptions {
  */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { db } = options;
-  const bodyLimit = options.bodyLimitBytes ?? 10 * 1024 * 1024;
+  const limits: AppLimits = {
+    bodyLimitBytes: options.bodyLimitBytes ?? options.limits?.bodyLimitBytes ?? 16 * 1024 * 1024,
+    inlineBlobMaxBytes: options.limits?.inlineBlobMaxBytes ?? 8 * 1024 * 1024,
+    uploadMaxBytes: options.limits?.uploadMaxBytes ?? 5 * 1024 * 1024 * 1024,
+  };
+  const deps: AppDeps = { db, blobs: options.blobs, limits, publicUrl: options.publicUrl };
+  const bodyLimit = limits.bodyLimitBytes;
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit,
@@ -104,8 +134,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true }, config: { permission: 'public' } }, async () => app.swagger());
   healthRoutes(app, db, SLUICE_VERSION);
   apiKeyRoutes(app, db);
-  namespaceRoutes(app, db);
-  options.extraRoutes?.(app, db);
+  namespaceRoutes(app, deps);
+  taskRoutes(app, db);
+  options.extraRoutes?.(app, deps);
   await app.ready();
   return app;
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Db } from '../db/db.js';
+import type { AppDeps } from '../http/app.js';
 import { ListQuery, paginate, startOffset } from '../http/pagination.js';
 import {
   CreateNamespaceRequest,
@@ -22,7 +22,7 @@ const DeleteNamespaceResponse = z.object({
 });
 
 /** `/v1/namespaces…`: create, read, update, delete and list namespaces of the caller's organization. */
-export function namespaceRoutes(app: FastifyInstance, db: Db): void {
+export function namespaceRoutes(app: FastifyInstance, { db, blobs }: AppDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['Namespaces'];
 
@@ -86,6 +86,8 @@ export function namespaceRoutes(app: FastifyInstance, db: Db): void {
     schema: { tags, summary: 'Delete Namespace', params: NamespaceIdentifierParams, response: { 200: DeleteNamespaceResponse } },
     handler: async (req) => {
       const ns = await deleteNamespace(db, req.auth.organizationId, req.params.namespace_identifier);
+      // Rows went with the namespace (foreign keys); its blobs live under one prefix of the blob store.
+      await blobs.deletePrefix(`${req.auth.organizationId}/${ns.id}`);
       return {
         success: true,
         message: `namespace ${ns.name} deleted`,

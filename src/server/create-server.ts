@@ -1,4 +1,6 @@
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { createLocalBlobStore } from '../blobs/local-blob-store.js';
 import { loadConfig, type SluiceConfig } from '../config/config.js';
 import type { Db } from '../db/db.js';
 import { migrate } from '../db/migrate.js';
@@ -41,7 +43,13 @@ export async function createServer(options: ServerOptions = {}): Promise<SluiceS
     const boot = await bootstrap(db, { bootstrapApiKey: config.bootstrapApiKey, dataDir: config.dataDir });
     app = await buildApp({
       db,
-      bodyLimitBytes: config.bodyLimitBytes,
+      blobs: createLocalBlobStore(path.join(config.dataDir, 'blobs')),
+      limits: {
+        bodyLimitBytes: config.bodyLimitBytes,
+        inlineBlobMaxBytes: config.inlineBlobMaxBytes,
+        uploadMaxBytes: config.uploadMaxBytes,
+      },
+      publicUrl: config.publicUrl,
       logger: options.logger ?? { level: config.logLevel },
     });
     if (config.workers > 0) {

@@ -1,14 +1,28 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { BlobStore } from '../../src/blobs/blob-store.js';
+import { createLocalBlobStore } from '../../src/blobs/local-blob-store.js';
 import { insertApiKey, ensureUser } from '../../src/api-keys/service.js';
 import type { Permission } from '../../src/auth/permissions.js';
 import type { Db } from '../../src/db/db.js';
-import { buildApp } from '../../src/http/app.js';
+import { type AppLimits, buildApp } from '../../src/http/app.js';
 import { createOrganization } from '../../src/organizations/service.js';
 import type { Backend } from './test-db.js';
+
+/** A blob store in a fresh temporary directory; `remove()` deletes the directory. */
+export function tempBlobStore(): { blobs: BlobStore; dir: string; remove(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-blobs-'));
+  return { blobs: createLocalBlobStore(dir), dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
 
 /** An app on a fresh database with one organization and its admin key. */
 export interface TestContext {
   db: Db;
+  blobs: BlobStore;
+  /** The directory behind `blobs`. */
+  blobDir: string;
   app: FastifyInstance;
   orgId: string;
   adminKey: string;
@@ -22,12 +36,18 @@ export interface TestContext {
 let counter = 0;
 
 /** Builds a {@link TestContext}; pass `bodyLimitBytes` to test 413. */
-export async function createTestContext(backend: Backend, opts: { bodyLimitBytes?: number } = {}): Promise<TestContext> {
+export async function createTestContext(
+  backend: Backend,
+  opts: { bodyLimitBytes?: number; limits?: Partial<AppLimits> } = {},
+): Promise<TestContext> {
   const db = await backend.open();
-  const app = await buildApp({ db, bodyLimitBytes: opts.bodyLimitBytes });
+  const store = tempBlobStore();
+  const app = await buildApp({ db, blobs: store.blobs, bodyLimitBytes: opts.bodyLimitBytes, limits: opts.limits });
   const { organization, adminKey } = await createOrganization(db, `org-${++counter}-${Date.now()}`, 'admin@test.local');
   return {
     db,
+    blobs: store.blobs,
+    blobDir: store.dir,
     app,
     orgId: organization.id,
     adminKey,
@@ -50,6 +70,7 @@ export async function createTestContext(backend: Backend, opts: { bodyLimitBytes
     async close() {
       await app.close();
       await db.close();
+      store.remove();
     },
   };
 }

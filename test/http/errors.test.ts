@@ -6,7 +6,7 @@ import { buildApp } from '../../src/http/app.js';
 import { frameworkErrorHandler, installErrorHandling } from '../../src/http/error-handler.js';
 import { MAX_DEPTH } from '../../src/http/zod-validator.js';
 import { createOrganization } from '../../src/organizations/service.js';
-import { createTestContext, expectEnvelope, type TestContext } from '../helpers/test-app.js';
+import { createTestContext, expectEnvelope, type TestContext, tempBlobStore } from '../helpers/test-app.js';
 import { BACKENDS } from '../helpers/test-db.js';
 
 const EXTRACTORS = [{ feature_extractor_name: 'text_extractor', version: 'v1' }];
@@ -332,7 +332,8 @@ for (const backend of BACKENDS) {
         db = await backend.open();
         app = await buildApp({
           db,
-          extraRoutes(a, routeDb) {
+          blobs: tempBlobStore().blobs,
+          extraRoutes(a, { db: routeDb }) {
             const config = { permission: 'read' as const };
             a.get('/v1/test/bug', { config }, async () => {
               throw new Error('secret internal detail');

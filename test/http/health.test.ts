@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestContext, type TestContext } from '../helpers/test-app.js';
+import { createTestContext, type TestContext, tempBlobStore } from '../helpers/test-app.js';
 import { BACKENDS } from '../helpers/test-db.js';
 
 for (const backend of BACKENDS) {
@@ -22,13 +22,15 @@ for (const backend of BACKENDS) {
     it('answers 503 DEGRADED once the database is gone', async () => {
       const db = await backend.open();
       const { buildApp } = await import('../../src/http/app.js');
-      const app = await buildApp({ db });
+      const store = tempBlobStore();
+      const app = await buildApp({ db, blobs: store.blobs });
       await db.close();
       const res = await app.inject({ method: 'GET', url: '/v1/health' });
       expect(res.statusCode).toBe(503);
       expect(res.json().status).toBe('DEGRADED');
       expect(res.json().errors.metadata).toEqual(expect.any(String));
       await app.close();
+      store.remove();
     });
   });
 }

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/db.js';
 import { buildApp } from '../../src/http/app.js';
 import { createOrganization } from '../../src/organizations/service.js';
-import { createTestContext, expectEnvelope, type TestContext } from '../helpers/test-app.js';
+import { createTestContext, expectEnvelope, type TestContext, tempBlobStore } from '../helpers/test-app.js';
 import { BACKENDS } from '../helpers/test-db.js';
 
 const EXTRACTORS = [{ feature_extractor_name: 'text_extractor', version: 'v1' }];
@@ -247,6 +247,7 @@ for (const backend of BACKENDS) {
         db = await backend.open();
         app = await buildApp({
           db,
+          blobs: tempBlobStore().blobs,
           // A namespaced route that only reports what the hook resolved: no real namespaced route exists yet.
           extraRoutes(a) {
             a.get('/v1/test/whereami', { config: { permission: 'read', namespaced: true } }, async (req) => req.namespace);

@@ -33,7 +33,10 @@ describe('loadConfig', () => {
       embeddingsUrl: undefined,
       embeddingsModel: undefined,
       embeddingsApiKey: undefined,
-      bodyLimitBytes: 10 * 1024 * 1024,
+      bodyLimitBytes: 16 * 1024 * 1024,
+      inlineBlobMaxBytes: 8 * 1024 * 1024,
+      uploadMaxBytes: 5 * 1024 * 1024 * 1024,
+      publicUrl: undefined,
       logLevel: 'info',
     });
   });
@@ -63,6 +66,9 @@ describe('loadConfig', () => {
       SLUICE_EMBEDDINGS_MODEL: 'nomic-embed-text',
       SLUICE_EMBEDDINGS_API_KEY: 'secret',
       SLUICE_BODY_LIMIT_BYTES: '2048',
+      SLUICE_INLINE_BLOB_MAX_BYTES: '1000',
+      SLUICE_UPLOAD_MAX_BYTES: '5000',
+      SLUICE_PUBLIC_URL: 'https://sluice.example.test/',
       SLUICE_LOG_LEVEL: 'silent',
     });
     expect(config).toEqual({
@@ -80,6 +86,9 @@ describe('loadConfig', () => {
       embeddingsModel: 'nomic-embed-text',
       embeddingsApiKey: 'secret',
       bodyLimitBytes: 2048,
+      inlineBlobMaxBytes: 1000,
+      uploadMaxBytes: 5000,
+      publicUrl: 'https://sluice.example.test',
       logLevel: 'silent',
     });
   });
