@@ -4,13 +4,16 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-zod';
 import { apiKeyRoutes } from '../api-keys/routes.js';
 import type { BlobStore } from '../blobs/blob-store.js';
+import { bucketRoutes } from '../buckets/routes.js';
 import { authenticate } from '../auth/authenticate.js';
 import type { Db } from '../db/db.js';
 import { ApiError, badRequest, show } from '../errors/registry.js';
 import { healthRoutes } from '../health/routes.js';
 import { namespaceRoutes } from '../namespaces/routes.js';
+import { objectRoutes } from '../objects/routes.js';
 import { resolveNamespace } from '../namespaces/service.js';
 import { taskRoutes } from '../tasks/routes.js';
+import { uploadRoutes } from '../uploads/routes.js';
 import { SLUICE_VERSION } from '../version.js';
 import { frameworkErrorHandler, installErrorHandling } from './error-handler.js';
 import './route-config.js';
@@ -135,6 +138,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   healthRoutes(app, db, SLUICE_VERSION);
   apiKeyRoutes(app, db);
   namespaceRoutes(app, deps);
+  bucketRoutes(app, deps);
+  objectRoutes(app, deps);
+  uploadRoutes(app, deps);
   taskRoutes(app, db);
   options.extraRoutes?.(app, deps);
   await app.ready();
