@@ -27,7 +27,19 @@ interface NamespaceRow {
   infrastructure: Record<string, unknown> | null;
   created_at: Date;
   updated_at: Date;
+  /** From {@link COUNTS}; absent on rows that did not ask for them. */
+  bucket_count?: number;
+  object_count?: number;
 }
+
+/**
+ * Select-list items that count a namespace's buckets and their objects (each bucket keeps its
+ * object_count in step with its objects, so this sums a few bucket rows, never scans objects). `ns` is
+ * the namespaces row's name or alias in the statement.
+ */
+const COUNTS = (ns: string) =>
+  `(SELECT count(*)::int FROM buckets b WHERE b.namespace_id = ${ns}.id) AS bucket_count,
+   (SELECT coalesce(sum(b.object_count), 0)::bigint FROM buckets b WHERE b.namespace_id = ${ns}.id) AS object_count`;
 
 function toModel(row: NamespaceRow): NamespaceModel {
   return {
@@ -42,11 +54,11 @@ function toModel(row: NamespaceRow): NamespaceModel {
       feature_extractor_id: `${fe.feature_extractor_name}_${fe.version}`,
     })),
     payload_indexes: row.payload_indexes,
-    // Counts of buckets, collections and documents arrive with those features.
+    // Collections and documents arrive with their own features; until then they are not counted.
     document_count: null,
-    bucket_count: null,
+    bucket_count: row.bucket_count ?? 0,
     collection_count: null,
-    object_count: null,
+    object_count: row.object_count ?? 0,
     auto_create_indexes: row.auto_create_indexes,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
@@ -58,17 +70,26 @@ const uniqueName = (name: string) => (err: { code?: string }) => {
   throw err;
 };
 
-/** Finds a namespace by `ns_…` id or by name, within one organization only. */
-async function findRow(q: Queryable, organizationId: string, identifier: string): Promise<NamespaceRow | undefined> {
+/**
+ * Finds a namespace by `ns_…` id or by name, within one organization only. Counts are asked for only
+ * where they are shown: every namespaced request resolves its namespace through here.
+ */
+async function findRow(
+  q: Queryable,
+  organizationId: string,
+  identifier: string,
+  withCounts = false,
+): Promise<NamespaceRow | undefined> {
   const rows = await q.query<NamespaceRow>(
-    `SELECT * FROM namespaces WHERE organization_id = $1 AND (id = $2 OR name = $2) ORDER BY (id = $2) DESC LIMIT 1`,
+    `SELECT *${withCounts ? `, ${COUNTS('namespaces')}` : ''} FROM namespaces
+     WHERE organization_id = $1 AND (id = $2 OR name = $2) ORDER BY (id = $2) DESC LIMIT 1`,
     [organizationId, identifier],
   );
   return rows[0];
 }
 
-async function requireRow(q: Queryable, organizationId: string, identifier: string): Promise<NamespaceRow> {
-  const row = await findRow(q, organizationId, identifier);
+async function requireRow(q: Queryable, organizationId: string, identifier: string, withCounts = false): Promise<NamespaceRow> {
+  const row = await findRow(q, organizationId, identifier, withCounts);
   if (!row) throw notFound('namespace', identifier);
   return row;
 }
@@ -106,7 +127,7 @@ export async function createNamespace(
 }
 
 export async function getNamespace(q: Queryable, organizationId: string, identifier: string): Promise<NamespaceModel> {
-  return toModel(await requireRow(q, organizationId, identifier));
+  return toModel(await requireRow(q, organizationId, identifier, true));
 }
 
 /**
@@ -131,7 +152,7 @@ export async function updateNamespace(
          auto_create_indexes = COALESCE($5, auto_create_indexes),
          infrastructure = COALESCE($6::jsonb, infrastructure),
          updated_at = GREATEST(now(), updated_at + interval '1 millisecond')
-       WHERE id = $1 RETURNING *`,
+       WHERE id = $1 RETURNING *, ${COUNTS('namespaces')}`,
       [
         row.id,
         name,
@@ -218,7 +239,7 @@ export async function listNamespaces(
   // One statement: the window count rides along with the page, so listing costs one round trip.
   const rows = await q
     .query<NamespaceRow & { total: number }>(
-      `SELECT *, count(*) OVER ()::int AS total FROM namespaces WHERE ${whereSql} ORDER BY ${order}
+      `SELECT *, ${COUNTS('namespaces')}, count(*) OVER ()::int AS total FROM namespaces WHERE ${whereSql} ORDER BY ${order}
        LIMIT ${p(page.limit)} OFFSET ${p(page.offset)}`,
       params,
     )
