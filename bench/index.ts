@@ -11,6 +11,7 @@ import type { Db } from '../src/db/db.js';
 import { randomBase36 } from '../src/ids/new-id.js';
 import { benchRequests } from './requests.js';
 import { benchRoundTrip } from './round-trip.js';
+import { benchUploads } from './uploads.js';
 
 export interface BenchTarget {
   name: string;
@@ -55,6 +56,7 @@ try {
     console.log(`\n== ${target.name}`);
     await benchRoundTrip(target);
     await benchRequests(target);
+    await benchUploads(target);
   }
 } finally {
   await cleanup();

@@ -143,8 +143,11 @@ function checkFields(
   strict: boolean,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  // Own properties only: a field named `constructor` or `__proto__` must not meet Object.prototype.
+  const set = (name: string, value: unknown) =>
+    Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
   for (const [name, value] of Object.entries(values)) {
-    const def = properties[name];
+    const def = Object.hasOwn(properties, name) ? properties[name] : undefined;
     if (!def) {
       if (strict) {
         issues.push({
@@ -153,19 +156,19 @@ function checkFields(
           message: `field ${show(name)} is not in the bucket schema (fields: ${Object.keys(properties).join(', ') || 'none'})`,
         });
       } else {
-        out[name] = value;
+        set(name, value);
       }
       continue;
     }
     if (value === null && !def.required) {
-      out[name] = null;
+      set(name, null);
       continue;
     }
-    out[name] = checkValue(def, value, [...location, name], issues);
+    set(name, checkValue(def, value, [...location, name], issues));
   }
   for (const [name, def] of Object.entries(properties)) {
-    if (name in values || isBlobType(def.type)) continue;
-    if (def.default !== undefined) out[name] = def.default;
+    if (Object.hasOwn(values, name) || isBlobType(def.type)) continue;
+    if (def.default !== undefined) set(name, def.default);
     else if (def.required) {
       issues.push({ type: 'missing', location: [...location, name], message: `required field ${show(name)} is missing` });
     }
@@ -206,10 +209,19 @@ export function uniqueKeyValue(
   metadata: Record<string, unknown>,
 ): { value: string; issues: ValidationIssue[] } {
   const issues: ValidationIssue[] = [];
+  const keyValue = (f: string) => (Object.hasOwn(metadata, f) ? metadata[f] : undefined);
   for (const f of fields) {
-    if (metadata[f] === undefined || metadata[f] === null) {
-      issues.push({ type: 'missing', location: ['body', 'metadata', f], message: `unique key field ${show(f)} needs a value` });
+    const v = keyValue(f);
+    if (v === undefined || v === null || v === '') {
+      issues.push({ type: 'missing', location: ['body', 'metadata', f], message: `unique key field ${show(f)} needs a non-empty value` });
+    } else if (typeof v === 'string' && v.length > 255) {
+      // Mixpeek: unique key values are "255 characters or less per string field value".
+      issues.push({
+        type: 'too_long',
+        location: ['body', 'metadata', f],
+        message: `unique key field ${show(f)} is longer than 255 characters (got ${show(v)})`,
+      });
     }
   }
-  return { value: JSON.stringify(fields.map((f) => metadata[f] ?? null)), issues };
+  return { value: JSON.stringify(fields.map((f) => keyValue(f) ?? null)), issues };
 }

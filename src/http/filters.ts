@@ -109,8 +109,20 @@ function condition(
     case 'eq':
     case 'ne': {
       const neg = operator === 'ne';
-      if (value === null) return `${f.sql} IS ${neg ? 'NOT ' : ''}NULL`;
+      if (value === null) {
+        // A JSON null is as absent as a missing key.
+        const isNull = isJson ? `(${f.sql} IS NULL OR jsonb_typeof(${f.sql}) = 'null')` : `${f.sql} IS NULL`;
+        return neg ? `NOT ${isNull}` : isNull;
+      }
       if (!scalar(value)) throw bad('eq/ne compare with a string, number, boolean or null');
+      if (f.kind === 'timestamp') {
+        // Instants compare as instants: '2024-01-01T00:00:00Z' never equals the column's text form.
+        if (typeof value !== 'string') throw bad('a timestamp compares with an ISO 8601 string');
+        return `${neg ? 'NOT ' : ''}coalesce(${f.sql} = ${p.add(value)}::timestamptz, false)`;
+      }
+      if (f.kind === 'number' && typeof value === 'number') {
+        return `${neg ? 'NOT ' : ''}coalesce((${f.sql})::numeric = ${p.add(value)}::numeric, false)`;
+      }
       if (typeof value === 'string' && !caseSensitive) {
         return `${neg ? 'NOT ' : ''}coalesce(lower(${f.text}) = lower(${p.add(value)}), false)`;
       }
@@ -122,20 +134,33 @@ function condition(
     case 'lt':
     case 'lte': {
       const op = { gt: '>', gte: '>=', lt: '<', lte: '<=' }[operator];
+      if (f.kind === 'timestamp') {
+        if (typeof value !== 'string') throw bad('a timestamp compares with an ISO 8601 string');
+        return `coalesce(${f.sql} ${op} ${p.add(value)}::timestamptz, false)`;
+      }
+      if (f.kind === 'number') {
+        // Numbers compare as numbers, also when sent as text ("10" > "9").
+        if (typeof value !== 'number' && !(typeof value === 'string' && /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(value))) {
+          throw bad('a number field compares with a number');
+        }
+        return `coalesce((${f.sql})::numeric ${op} ${p.add(String(value))}::numeric, false)`;
+      }
       if (typeof value === 'number') {
-        const num = isJson ? `(CASE WHEN jsonb_typeof(${f.sql}) = 'number' THEN (${f.text})::numeric END)` : `(${f.sql})::numeric`;
+        if (!isJson) throw bad(`a ${f.kind} field does not compare with a number`);
+        const num = `(CASE WHEN jsonb_typeof(${f.sql}) = 'number' THEN (${f.text})::numeric END)`;
         return `coalesce(${num} ${op} ${p.add(value)}::numeric, false)`;
       }
-      if (typeof value === 'string') {
-        if (f.kind === 'timestamp') return `coalesce(${f.sql} ${op} ${p.add(value)}::timestamptz, false)`;
-        return `coalesce(${f.text} ${op} ${p.add(value)}, false)`;
-      }
+      if (typeof value === 'string') return `coalesce(${f.text} ${op} ${p.add(value)}, false)`;
       throw bad('range operators compare with a number or a string');
     }
     case 'in':
     case 'nin': {
       if (!Array.isArray(value) || value.length > 1000 || !value.every(scalar)) {
         throw bad('in/nin take an array of up to 1000 strings, numbers or booleans');
+      }
+      if (f.kind === 'timestamp') {
+        if (!value.every((v) => typeof v === 'string')) throw bad('a timestamp compares with ISO 8601 strings');
+        return `${operator === 'nin' ? 'NOT ' : ''}coalesce(${f.sql} = ANY(${p.add(value)}::timestamptz[]), false)`;
       }
       const texts = value.map((v) => (typeof v === 'string' && !caseSensitive ? v.toLowerCase() : String(v)));
       const lhs = caseSensitive ? f.text : `lower(${f.text})`;
