@@ -7,13 +7,21 @@ import { openPgDb } from '../../src/db/pg-db.js';
 import { BACKENDS } from '../helpers/test-db.js';
 import { type ProcessDatabase, processDatabase, tempDir } from '../process/sluice-process.js';
 
-const FOUNDATION = '0001_foundation.sql';
+/** The real migrations, as `sluice_migrations` records them. */
+const REAL = fs
+  .readdirSync(MIGRATIONS_DIR)
+  .filter((f) => f.endsWith('.sql'))
+  .sort()
+  .map((f) => ({ file: f, version: Number(f.slice(0, 4)), name: f.slice(5, -4) }));
+const REAL_APPLIED = REAL.map(({ version, name }) => ({ version, name }));
+/** File-name prefix of the n-th migration after the real ones (1 = the next one). */
+const next = (n: number) => String(REAL.length + n).padStart(4, '0');
 
-/** A migrations folder holding the real first migration plus `extra` files (name → SQL). */
-function migrationsDir(dirs: string[], extra: Record<string, string>, withFoundation = true): string {
+/** A migrations folder holding the real migrations plus `extra` files (name → SQL). */
+function migrationsDir(dirs: string[], extra: Record<string, string>, withReal = true): string {
   const dir = tempDir('migrations');
   dirs.push(dir);
-  if (withFoundation) fs.copyFileSync(path.join(MIGRATIONS_DIR, FOUNDATION), path.join(dir, FOUNDATION));
+  if (withReal) for (const m of REAL) fs.copyFileSync(path.join(MIGRATIONS_DIR, m.file), path.join(dir, m.file));
   for (const [name, sql] of Object.entries(extra)) fs.writeFileSync(path.join(dir, name), sql);
   return dir;
 }
@@ -37,26 +45,28 @@ for (const backend of BACKENDS) {
     });
 
     it('applies nothing to an already migrated database, however often it runs', async () => {
-      expect(await applied(db)).toEqual([{ version: 1, name: 'foundation' }]);
+      expect(await applied(db)).toEqual(REAL_APPLIED);
       expect(await migrate(db)).toEqual([]);
       expect(await migrate(db)).toEqual([]);
-      expect(await applied(db)).toEqual([{ version: 1, name: 'foundation' }]);
+      expect(await applied(db)).toEqual(REAL_APPLIED);
     });
 
     it('applies a new migration once, in order, and records it', async () => {
-      const dir = migrationsDir(dirs, { '0002_widgets.sql': 'CREATE TABLE widgets (id int PRIMARY KEY);' });
-      expect(await migrate(db, dir)).toEqual([2]);
+      const dir = migrationsDir(dirs, { [`${next(1)}_widgets.sql`]: 'CREATE TABLE widgets (id int PRIMARY KEY);' });
+      expect(await migrate(db, dir)).toEqual([REAL.length + 1]);
       expect(await migrate(db, dir)).toEqual([]);
       expect(await applied(db)).toEqual([
-        { version: 1, name: 'foundation' },
-        { version: 2, name: 'widgets' },
+        ...REAL_APPLIED,
+        { version: REAL.length + 1, name: 'widgets' },
       ]);
       expect(await db.query("SELECT to_regclass('widgets') IS NOT NULL AS present")).toEqual([{ present: true }]);
     });
 
     it('refuses a migrations folder with a gap, naming the file', async () => {
-      const dir = migrationsDir(dirs, { '0003_skipped_two.sql': 'CREATE TABLE skipped (id int);' });
-      await expect(migrate(db, dir)).rejects.toThrow(/0003_skipped_two\.sql .*out of sequence: expected number 0002/);
+      const dir = migrationsDir(dirs, { [`${next(2)}_skipped_two.sql`]: 'CREATE TABLE skipped (id int);' });
+      await expect(migrate(db, dir)).rejects.toThrow(
+        new RegExp(`${next(2)}_skipped_two\\.sql .*out of sequence: expected number ${next(1)}`),
+      );
       expect(await db.query("SELECT to_regclass('skipped') IS NULL AS absent")).toEqual([{ absent: true }]);
     });
 
@@ -66,9 +76,9 @@ for (const backend of BACKENDS) {
     });
 
     it('refuses a .sql file that is not named like a migration instead of skipping it', async () => {
-      const dir = migrationsDir(dirs, { '0002_Add-Widgets.sql': 'CREATE TABLE widgets (id int);', 'README.md': 'notes' });
-      await expect(migrate(db, dir)).rejects.toThrow(/0002_Add-Widgets\.sql/);
-      expect(await applied(db)).toEqual([{ version: 1, name: 'foundation' }]);
+      const dir = migrationsDir(dirs, { [`${next(1)}_Add-Widgets.sql`]: 'CREATE TABLE widgets (id int);', 'README.md': 'notes' });
+      await expect(migrate(db, dir)).rejects.toThrow(new RegExp(`${next(1)}_Add-Widgets\\.sql`));
+      expect(await applied(db)).toEqual(REAL_APPLIED);
     });
 
     it('refuses a database holding a migration this version does not know', async () => {
@@ -78,11 +88,11 @@ for (const backend of BACKENDS) {
 
     it('leaves nothing of a failing migration behind', async () => {
       const dir = migrationsDir(dirs, {
-        '0002_broken.sql': 'CREATE TABLE half_done (id int);\nINSERT INTO half_done VALUES (1);\nSELECT no_such_column FROM half_done;',
+        [`${next(1)}_broken.sql`]: 'CREATE TABLE half_done (id int);\nINSERT INTO half_done VALUES (1);\nSELECT no_such_column FROM half_done;',
       });
       await expect(migrate(db, dir)).rejects.toThrow(/no_such_column/);
       expect(await db.query("SELECT to_regclass('half_done') IS NULL AS absent")).toEqual([{ absent: true }]);
-      expect(await applied(db)).toEqual([{ version: 1, name: 'foundation' }]);
+      expect(await applied(db)).toEqual(REAL_APPLIED);
       // The database is still usable after the rollback.
       expect(await migrate(db)).toEqual([]);
     });
@@ -102,14 +112,17 @@ for (const backend of BACKENDS) {
         it('four processes migrating at once: exactly one applies, the others find it done', async () => {
           for (let i = 0; i < 4; i++) connections.push(await openPgDb({ connectionString: empty.url!, max: 2 }));
           const results = await Promise.all(connections.map((c) => migrate(c)));
-          expect(results.filter((r) => r.length > 0)).toEqual([[1]]);
+          expect(results.filter((r) => r.length > 0)).toEqual([REAL.map((m) => m.version)]);
           expect(results.filter((r) => r.length === 0)).toHaveLength(3);
           const check = connections[0]!;
-          expect(await applied(check)).toEqual([{ version: 1, name: 'foundation' }]);
+          expect(await applied(check)).toEqual(REAL_APPLIED);
           const tables = await check.query<{ tablename: string }>(
             `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`,
           );
-          expect(tables.map((t) => t.tablename)).toEqual(['api_keys', 'namespaces', 'organizations', 'sluice_migrations', 'users']);
+          // Each table exactly once, among them the first migration's and the bookkeeping table.
+          const names = tables.map((t) => t.tablename);
+          expect(new Set(names).size).toBe(names.length);
+          expect(names).toEqual(expect.arrayContaining(['api_keys', 'namespaces', 'organizations', 'sluice_migrations', 'users']));
         });
 
         it('a migration that fails on an empty database leaves it empty', async () => {

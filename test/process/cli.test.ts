@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { MIGRATIONS_DIR } from '../../src/db/migrate.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SLUICE_VERSION } from '../../src/version.js';
 import { BACKENDS } from '../helpers/test-db.js';
@@ -211,7 +212,8 @@ for (const backend of BACKENDS) {
       const env = await deployment({ empty: true });
       const first = await runSluice(['migrate'], env);
       expect(first.code, first.stderr).toBe(0);
-      expect(first.stdout.trim()).toBe('applied migrations 1');
+      const versions = fs.readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).map((f) => Number(f.slice(0, 4)));
+      expect(first.stdout.trim()).toBe(`applied migrations ${versions.sort((a, b) => a - b).join(', ')}`);
       const second = await runSluice(['migrate'], env);
       expect(second.code, second.stderr).toBe(0);
       expect(second.stdout.trim()).toBe('database is up to date');
