@@ -4,6 +4,7 @@ import { BlobTooLargeError } from '../blobs/blob-store.js';
 import { type BlobType, blobTypeAccepts, sniffMime } from '../blobs/sniff-mime.js';
 import { ApiError, show, type ValidationIssue } from '../errors/registry.js';
 import { randomBase36 } from '../ids/new-id.js';
+import type { BlobRow } from './object-rows.js';
 
 /** A blob as a client sends it (`CreateBlobRequest`), after the route's schema or from another service. */
 export interface CreateBlobBody {
@@ -20,20 +21,8 @@ export interface CreateBlobBody {
  * reference resolved. `bytes` are written to the blob store before the database rows; `upload_id` is
  * resolved inside the transaction that writes the rows.
  */
-export interface PreparedBlob {
-  id: string;
-  property: string;
+export interface PreparedBlob extends Omit<BlobRow, 'object_id' | 'bucket_id' | 'position' | 'type'> {
   type: BlobType;
-  key_prefix: string | null;
-  metadata: Record<string, unknown>;
-  source: 'text' | 'stored' | 'url';
-  text_value: string | null;
-  storage_key: string | null;
-  url: string | null;
-  filename: string | null;
-  mime_type: string | null;
-  size_bytes: number | null;
-  sha256: string | null;
   /** Inline bytes still to be written to `storage_key`. */
   bytes?: Buffer;
   /** An upload whose bytes this blob references, resolved in the write transaction. */
