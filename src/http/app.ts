@@ -5,6 +5,8 @@ import { jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-z
 import { apiKeyRoutes } from '../api-keys/routes.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { bucketRoutes } from '../buckets/routes.js';
+import type { ExtractorRegistry } from '../extractors/extractor.js';
+import { createExtractorRegistry } from '../extractors/registry.js';
 import { authenticate } from '../auth/authenticate.js';
 import type { Db } from '../db/db.js';
 import { ApiError, badRequest, show } from '../errors/registry.js';
@@ -33,6 +35,8 @@ export interface AppLimits {
 export interface AppDeps {
   db: Db;
   blobs: BlobStore;
+  /** The feature extractors this server runs. */
+  extractors: ExtractorRegistry;
   limits: AppLimits;
   /** Base URL for upload URLs; `undefined` derives it from the request. */
   publicUrl: string | undefined;
@@ -42,6 +46,8 @@ export interface AppDeps {
 export interface AppOptions {
   db: Db;
   blobs: BlobStore;
+  /** Defaults to the built-in extractors with offline embeddings and no private webhook URLs. */
+  extractors?: ExtractorRegistry;
   limits?: Partial<AppLimits>;
   publicUrl?: string;
   /** Largest request body in bytes (413 past it); shorthand for `limits.bodyLimitBytes`. */
@@ -63,7 +69,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     inlineBlobMaxBytes: options.limits?.inlineBlobMaxBytes ?? 8 * 1024 * 1024,
     uploadMaxBytes: options.limits?.uploadMaxBytes ?? 5 * 1024 * 1024 * 1024,
   };
-  const deps: AppDeps = { db, blobs: options.blobs, limits, publicUrl: options.publicUrl };
+  const deps: AppDeps = {
+    db,
+    blobs: options.blobs,
+    extractors: options.extractors ?? createExtractorRegistry({ allowPrivateUrls: false }),
+    limits,
+    publicUrl: options.publicUrl,
+  };
   const bodyLimit = limits.bodyLimitBytes;
   const app = Fastify({
     logger: options.logger ?? false,

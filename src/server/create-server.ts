@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createLocalBlobStore } from '../blobs/local-blob-store.js';
+import { createExtractorRegistry } from '../extractors/registry.js';
 import { loadConfig, type SluiceConfig } from '../config/config.js';
 import type { Db } from '../db/db.js';
 import { migrate } from '../db/migrate.js';
@@ -44,6 +45,12 @@ export async function createServer(options: ServerOptions = {}): Promise<SluiceS
     app = await buildApp({
       db,
       blobs: createLocalBlobStore(path.join(config.dataDir, 'blobs')),
+      extractors: createExtractorRegistry({
+        embeddings: config.embeddingsUrl
+          ? { url: config.embeddingsUrl, model: config.embeddingsModel, apiKey: config.embeddingsApiKey }
+          : undefined,
+        allowPrivateUrls: config.allowPrivateUrls,
+      }),
       limits: {
         bodyLimitBytes: config.bodyLimitBytes,
         inlineBlobMaxBytes: config.inlineBlobMaxBytes,
