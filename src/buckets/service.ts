@@ -1,7 +1,8 @@
 import type { z } from 'zod';
 import type { BlobStore } from '../blobs/blob-store.js';
 import type { Db, Queryable } from '../db/db.js';
-import { alreadyExists, badRequest, notFound, validationFailed } from '../errors/registry.js';
+import { collectionsReadingBucket } from '../collections/service.js';
+import { ApiError, alreadyExists, badRequest, notFound, show, validationFailed } from '../errors/registry.js';
 import { compileFilters, compileSort, type FilterFields, SqlParams } from '../http/filters.js';
 import { newId } from '../ids/new-id.js';
 import { createTask } from '../tasks/service.js';
@@ -192,6 +193,16 @@ export async function deleteBucket(db: Db, blobs: BlobStore, scope: BucketScope,
     // The row lock waits for writers that are adding objects (they hold the row while counting), so
     // object_count is exact and nothing is added to the bucket after it.
     const row = await requireBucket(tx, scope, identifier, { forUpdate: true });
+    // Collections read buckets by id; deleting one they read would leave them with a source that is gone.
+    // Collection creation share-locks its source buckets, so this check cannot race with one being added.
+    const readers = await collectionsReadingBucket(tx, scope.namespaceId, row.id);
+    if (readers.length > 0) {
+      throw new ApiError(
+        'already_exists',
+        `bucket ${show(row.name)} is the source of collections ${readers.map((c) => show(c.name)).join(', ')}: delete them first`,
+        { bucket_id: row.id, dependent_collection_ids: readers.map((c) => c.id) },
+      );
+    }
     await tx.query('DELETE FROM buckets WHERE id = $1', [row.id]);
     return row;
   });

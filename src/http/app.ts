@@ -5,6 +5,7 @@ import { jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-z
 import { apiKeyRoutes } from '../api-keys/routes.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { bucketRoutes } from '../buckets/routes.js';
+import { collectionRoutes } from '../collections/routes.js';
 import type { ExtractorRegistry } from '../extractors/extractor.js';
 import { createExtractorRegistry } from '../extractors/registry.js';
 import { authenticate } from '../auth/authenticate.js';
@@ -154,6 +155,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   objectRoutes(app, deps);
   uploadRoutes(app, deps);
   taskRoutes(app, db);
+  collectionRoutes(app, deps, deps.extractors);
   options.extraRoutes?.(app, deps);
   await app.ready();
   return app;
