@@ -240,7 +240,8 @@ const ownedKeys = (blobs: { storage_key: string | null }[]): string[] =>
   blobs.flatMap((b) => (b.storage_key && !isUploadKey(b.storage_key) ? [b.storage_key] : []));
 
 /** The outcome of one object of a write. */
-type Outcome = { ok: ObjectResponse } | { error: ApiError };
+/** How one object of a write ended. */
+export type Outcome = { ok: ObjectResponse } | { error: ApiError };
 
 const asApiError = (err: unknown): ApiError =>
   err instanceof ApiError ? err : new ApiError('internal', `could not store the object's blobs: ${(err as Error).message}`);
@@ -445,27 +446,34 @@ export interface BatchOutcome {
   failed_count: number;
 }
 
+/** One item of a partial-success create: its position in the request, and its body or why it has none. */
+export interface CreateItem {
+  index: number;
+  body?: CreateObjectBody;
+  error?: ApiError;
+}
+
 /**
- * Creates up to 100 objects with partial success: each bad object becomes a `FailedObjectError`, the
- * others are written together. `items` are the raw request objects, already schema-checked by `check`
- * (which answers an ApiError for a malformed one).
+ * Creates several objects with partial success and reports each by its index: prepared one by one (pure),
+ * then written together — one multi-row statement per table, not one transaction per object. Uploads' batch
+ * confirm uses it directly; `/objects/batch` shapes its answer from it.
  */
-export async function createObjectsBatch(
+export async function createObjectsIndexed(
   deps: AppDeps,
   scope: ObjectScope,
   bucket: BucketRow,
-  items: { index: number; body?: CreateObjectBody; error?: ApiError }[],
+  items: CreateItem[],
   policy?: InsertPolicy | null,
-): Promise<BatchOutcome> {
+  locationOf: (index: number) => (string | number)[] = (i) => ['body', 'objects', i],
+): Promise<Map<number, Outcome>> {
   assertWritable(bucket);
   const resolved = resolvePolicy(bucket, policy);
-  const locationOf = (i: number) => ['body', 'objects', i];
-  const failures = new Map<number, ApiError>();
+  const failures = new Map<number, Outcome>();
   const prepared: PreparedObject[] = [];
   const firstWithKey = new Map<string, number>();
   for (const item of items) {
     if (item.error || !item.body) {
-      failures.set(item.index, item.error ?? badRequest('object is missing'));
+      failures.set(item.index, { error: item.error ?? badRequest('object is missing') });
       continue;
     }
     try {
@@ -473,29 +481,42 @@ export async function createObjectsBatch(
       // Two objects of one batch with one key would race each other for it: the later one is refused.
       const first = p.uniqueKey === null ? undefined : firstWithKey.get(p.uniqueKey);
       if (first !== undefined) {
-        failures.set(
-          item.index,
-          new ApiError(
+        failures.set(item.index, {
+          error: new ApiError(
             'already_exists',
             `object_index ${item.index} has the same unique key ${show(p.uniqueFields)} as object_index ${first} of this batch`,
             { resource: 'object', unique_key: p.uniqueFields, duplicate_of_index: first },
           ),
-        );
+        });
         continue;
       }
       if (p.uniqueKey !== null) firstWithKey.set(p.uniqueKey, item.index);
       prepared.push(p);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
-      failures.set(item.index, err);
+      failures.set(item.index, { error: err });
     }
   }
-  const outcomes = prepared.length > 0 ? await writeObjects(deps, scope, bucket, prepared, resolved, false, locationOf) : new Map();
+  const written = prepared.length > 0 ? await writeObjects(deps, scope, bucket, prepared, resolved, false, locationOf) : new Map<number, Outcome>();
+  return new Map([...failures, ...written]);
+}
+
+/**
+ * Creates up to 100 objects with partial success: each bad object becomes a `FailedObjectError`, the
+ * others are written together.
+ */
+export async function createObjectsBatch(
+  deps: AppDeps,
+  scope: ObjectScope,
+  bucket: BucketRow,
+  items: CreateItem[],
+  policy?: InsertPolicy | null,
+): Promise<BatchOutcome> {
+  const outcomes = await createObjectsIndexed(deps, scope, bucket, items, policy);
   const succeeded: ObjectResponse[] = [];
   const failed: FailedObjectError[] = [];
   for (const item of items) {
-    const early = failures.get(item.index);
-    const outcome: Outcome | undefined = early ? { error: early } : outcomes.get(item.index);
+    const outcome = outcomes.get(item.index);
     if (!outcome) continue;
     if ('ok' in outcome) succeeded.push(outcome.ok);
     else failed.push({ object_index: item.index, error: outcome.error.message, error_type: outcome.error.type });

@@ -8,7 +8,7 @@ import { ApiError, badRequest, notFound, show, type ValidationIssue, validationF
 import type { AppDeps } from '../http/app.js';
 import { compileFilters, compileSort, type FilterFields, SqlParams } from '../http/filters.js';
 import { newId, randomBase36 } from '../ids/new-id.js';
-import { createObject } from '../objects/service.js';
+import { createObjectsIndexed } from '../objects/service.js';
 import { createTask } from '../tasks/service.js';
 import type {
   BatchConfirmItem,
@@ -916,22 +916,43 @@ export async function confirmUploads(
   if (claimed.length === 0) return results;
 
   const outcomes = new Map<string, { objectId: string | null; error: ApiError | null; unexpected?: unknown }>();
+  const toCreate: Claimed[] = [];
   for (const c of claimed) {
     if (!c.row.create_object_on_confirm || c.original) {
       outcomes.set(c.row.id, { objectId: c.original?.object_id ?? null, error: null });
-      continue;
+    } else {
+      toCreate.push(c);
     }
+  }
+  if (toCreate.length > 0) {
+    // All objects of a confirm are written together (one statement per table), each reported on its own.
     try {
-      const object = await createObject(deps, scope, bucket, {
-        metadata: c.row.object_metadata ?? undefined,
-        blobs: [{ property: c.row.blob_property!, type: c.row.blob_type!, upload_id: c.row.id }],
-      });
-      outcomes.set(c.row.id, { objectId: object.object_id, error: null });
+      const created = await createObjectsIndexed(
+        deps,
+        scope,
+        bucket,
+        toCreate.map((c) => ({
+          index: c.index,
+          body: {
+            metadata: c.row.object_metadata ?? undefined,
+            blobs: [{ property: c.row.blob_property!, type: c.row.blob_type!, upload_id: c.row.id }],
+          },
+        })),
+        undefined,
+        locationOf,
+      );
+      for (const c of toCreate) {
+        const outcome = created.get(c.index);
+        if (outcome && 'ok' in outcome) outcomes.set(c.row.id, { objectId: outcome.ok.object_id, error: null });
+        else outcomes.set(c.row.id, { objectId: null, error: outcome?.error ?? badRequest(`no object was made for upload ${c.row.id}`) });
+      }
     } catch (err) {
-      // Every claim must be settled below, whatever went wrong, or the upload would stay PROCESSING.
-      const error =
-        err instanceof ApiError ? err : new ApiError('internal', `creating the object of upload ${c.row.id} failed`, { upload_id: c.row.id });
-      outcomes.set(c.row.id, { objectId: null, error, unexpected: err instanceof ApiError ? undefined : err });
+      // Every claim must be settled below, whatever went wrong, or the uploads would stay PROCESSING.
+      for (const c of toCreate) {
+        const error =
+          err instanceof ApiError ? err : new ApiError('internal', `creating the object of upload ${c.row.id} failed`, { upload_id: c.row.id });
+        outcomes.set(c.row.id, { objectId: null, error, unexpected: err instanceof ApiError ? undefined : err });
+      }
     }
   }
 
