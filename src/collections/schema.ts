@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { BucketSchema } from '../buckets/bucket-schema.js';
 import { SortOption } from '../buckets/schema.js';
-import { PaginationResponse } from '../http/pagination.js';
+import { ListQuery, PaginationResponse } from '../http/pagination.js';
 
 /**
  * Collection names appear in URLs (`/v1/collections/{collection_identifier}`): URL-safe characters only,
@@ -173,14 +173,9 @@ export const ListCollectionsRequest = z
   })
   .default({ case_sensitive: false });
 
-export const ListCollectionsQuery = z.object({
+/** Mixpeek's collection list pages 10 at a time by default; the rest is every list's query. */
+export const ListCollectionsQuery = ListQuery.extend({
   limit: z.coerce.number().int().min(1).max(1000).default(10),
-  offset: z.coerce.number().int().min(0).max(10000).default(0),
-  cursor: z.string().max(200).nullish(),
-  include_total: z
-    .enum(['true', 'false', '1', '0'])
-    .transform((v) => v === 'true' || v === '1')
-    .default(false),
 });
 
 export const CollectionListStats = z.object({
