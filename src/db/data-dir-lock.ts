@@ -47,6 +47,50 @@ function createLock(lockPath: string, content: string): boolean {
   }
 }
 
+function releaser(lockPath: string, mine: string): () => void {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (readOrUndefined(lockPath) === mine) fs.rmSync(lockPath, { force: true });
+  };
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** A takeover that has not finished in this long belongs to a process that died during it. */
+const TAKEOVER_STALE_MS = 10_000;
+
+/**
+ * Replaces a stale lock, one process at a time. Moving or deleting a lock by its path races: between
+ * reading "stale" and deleting, another process may already have put its own fresh lock there, and
+ * deleting that would give the directory two owners. So replacing is serialised by a second exclusive
+ * file (`sluice.lock.takeover`): its holder re-reads the lock, and deletes it only while it still holds
+ * the stale content it judged. A plain create racing with the takeover is safe: whichever `link` lands
+ * first owns the lock, the other reads a live owner.
+ */
+function takeOverStale(lockPath: string, staleContent: string, mine: string): 'taken' | 'retry' {
+  const takeoverPath = `${lockPath}.takeover`;
+  if (!createLock(takeoverPath, mine)) {
+    try {
+      if (Date.now() - fs.statSync(takeoverPath).mtimeMs > TAKEOVER_STALE_MS) fs.rmSync(takeoverPath, { force: true });
+    } catch {
+      // Finished meanwhile.
+    }
+    sleepSync(2 + Math.random() * 8);
+    return 'retry';
+  }
+  try {
+    if (readOrUndefined(lockPath) !== staleContent) return 'retry';
+    fs.rmSync(lockPath, { force: true });
+    return createLock(lockPath, mine) ? 'taken' : 'retry';
+  } finally {
+    if (readOrUndefined(takeoverPath) === mine) fs.rmSync(takeoverPath, { force: true });
+  }
+}
+
 function readOrUndefined(file: string): string | undefined {
   try {
     return fs.readFileSync(file, 'utf8');
@@ -65,15 +109,8 @@ export function lockDataDir(dataDir: string): () => void {
   fs.mkdirSync(dataDir, { recursive: true });
   const lockPath = path.join(dataDir, LOCK_FILE);
   const mine = `${process.pid}\n${os.hostname()}\n`;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    if (createLock(lockPath, mine)) {
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        if (readOrUndefined(lockPath) === mine) fs.rmSync(lockPath, { force: true });
-      };
-    }
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if (createLock(lockPath, mine)) return releaser(lockPath, mine);
     const owner = readOrUndefined(lockPath);
     if (owner === undefined) continue; // Released between our attempt and the read: try again.
     const [pidText, host] = owner.split('\n');
@@ -85,24 +122,9 @@ export function lockDataDir(dataDir: string): () => void {
           'stop that process, or set SLUICE_DATA_DIR to another directory, or use DATABASE_URL to share a PostgreSQL database',
       );
     }
-    // Stale lock from a process that died without releasing it. Move it aside under a name only this
-    // process uses, then check that what moved is the stale lock: another process may have taken the
-    // stale lock over and created its own between our read and our rename.
-    const aside = `${lockPath}.stale-${process.pid}`;
-    try {
-      fs.renameSync(lockPath, aside);
-    } catch {
-      continue; // Someone else moved it first; read the lock again.
-    }
-    if (readOrUndefined(aside) !== owner) {
-      // We moved a live owner's fresh lock: put it back (unless yet another lock appeared meanwhile).
-      try {
-        fs.linkSync(aside, lockPath);
-      } catch {
-        // A third process holds the lock now; the loop reads it.
-      }
-    }
-    fs.rmSync(aside, { force: true });
+    // Stale lock from a process that died without releasing it.
+    const outcome = takeOverStale(lockPath, owner, mine);
+    if (outcome === 'taken') return releaser(lockPath, mine);
   }
   throw new DataDirLockedError(`could not take the lock on data directory ${dataDir}`);
 }
