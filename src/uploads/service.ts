@@ -139,6 +139,7 @@ interface UploadRow {
   error: string | null;
   created_at: Date;
   received_at: Date | null;
+  claimed_at: Date | null;
   verified_at: Date | null;
   completed_at: Date | null;
 }
@@ -480,7 +481,7 @@ export async function cancelUpload(
         details,
       );
     }
-    if (row.status === 'PROCESSING') {
+    if (row.status === 'PROCESSING' && !claimAbandoned(row)) {
       throw badRequest(`upload ${show(row.id)} is being confirmed (status PROCESSING) and cannot be canceled now`, details);
     }
     if (deleteBytes) {
@@ -805,7 +806,9 @@ function notConfirmable(row: UploadRow): ApiError | undefined {
     case 'FAILED':
       return badRequest(`upload ${id} failed (status FAILED): ${row.error ?? 'no reason recorded'}`, details);
     case 'PROCESSING':
-      return badRequest(`upload ${id} is being confirmed by another request (status PROCESSING); try again shortly`, details);
+      if (!claimAbandoned(row)) {
+        return badRequest(`upload ${id} is being confirmed by another request (status PROCESSING); try again shortly`, details);
+      }
   }
   if (row.effective_status === 'FAILED') {
     return badRequest(`upload ${id} expired at ${row.expires_at.toISOString()} before it was confirmed (status FAILED)`, details);
@@ -816,9 +819,21 @@ function notConfirmable(row: UploadRow): ApiError | undefined {
   return undefined;
 }
 
+/**
+ * A confirm that has held its claim this long died with its process (a live one settles in well under a
+ * second, object creation included): the upload may be confirmed again.
+ */
+export const CLAIM_TIMEOUT_MS = 5 * 60_000;
+
+function claimAbandoned(row: UploadRow): boolean {
+  return row.status === 'PROCESSING' && (row.claimed_at === null || Date.now() - row.claimed_at.getTime() > CLAIM_TIMEOUT_MS);
+}
+
 interface Claimed {
   index: number;
   row: UploadRow;
+  /** An object the abandoned confirm had already made from these bytes: settle with it, make no other. */
+  existingObjectId?: string;
   /** A COMPLETED upload of the same bytes whose object still exists: confirm reuses that object. */
   original: { id: string; object_id: string } | undefined;
 }
@@ -910,7 +925,20 @@ export async function confirmUploads(
         if (c.row.skip_duplicates) c.original = byHash.get(c.row.received_sha256!);
       }
     }
-    await tx.query(`UPDATE uploads SET status = 'PROCESSING' WHERE id = ANY($1::text[])`, [claims.map((c) => c.row.id)]);
+    // A confirm that died after creating the object but before settling left that object behind.
+    const retaken = claims.filter((c) => c.row.status === 'PROCESSING' && c.row.storage_key);
+    if (retaken.length > 0) {
+      const made = await tx.query<{ storage_key: string; object_id: string }>(
+        `SELECT DISTINCT ON (storage_key) storage_key, object_id FROM blobs
+          WHERE bucket_id = $1 AND storage_key = ANY($2::text[]) ORDER BY storage_key, created_at, id`,
+        [bucket.id, retaken.map((c) => c.row.storage_key)],
+      );
+      const byKey = new Map(made.map((m) => [m.storage_key, m.object_id]));
+      for (const c of retaken) c.existingObjectId = byKey.get(c.row.storage_key!);
+    }
+    await tx.query(`UPDATE uploads SET status = 'PROCESSING', claimed_at = now() WHERE id = ANY($1::text[])`, [
+      claims.map((c) => c.row.id),
+    ]);
     return claims;
   });
   if (claimed.length === 0) return results;
@@ -918,8 +946,8 @@ export async function confirmUploads(
   const outcomes = new Map<string, { objectId: string | null; error: ApiError | null; unexpected?: unknown }>();
   const toCreate: Claimed[] = [];
   for (const c of claimed) {
-    if (!c.row.create_object_on_confirm || c.original) {
-      outcomes.set(c.row.id, { objectId: c.original?.object_id ?? null, error: null });
+    if (!c.row.create_object_on_confirm || c.original || c.existingObjectId) {
+      outcomes.set(c.row.id, { objectId: c.existingObjectId ?? c.original?.object_id ?? null, error: null });
     } else {
       toCreate.push(c);
     }

@@ -507,6 +507,36 @@ for (const backend of BACKENDS) {
         expect(fs.readFileSync(blobFile(upload)).equals(bytes)).toBe(true);
       });
 
+      it('takes over a confirm abandoned by a dead process, making the object only if it was not made', async () => {
+        // A confirm that died right after claiming: the upload stays PROCESSING with an old claim.
+        const fresh = await received(PNG, { create_object_on_confirm: true, blob_property: 'image' });
+        await t.db.query(`UPDATE uploads SET status = 'PROCESSING', claimed_at = now() WHERE id = $1`, [fresh.upload_id]);
+        expectEnvelope(await confirm(fresh.upload_id), 400, 'BadRequestError'); // a live claim is respected
+        await t.db.query(`UPDATE uploads SET claimed_at = now() - interval '1 hour' WHERE id = $1`, [fresh.upload_id]);
+        const first = await confirm(fresh.upload_id);
+        expect(first.statusCode, first.body).toBe(200);
+        expect(first.json()).toMatchObject({ status: 'COMPLETED', object_id: expect.stringMatching(/^obj_/) });
+
+        // A confirm that died after its object was written but before it settled: that object is reused.
+        // Other bytes than the first upload's, so that duplicate detection cannot be what finds the object.
+        const late = await received(Buffer.concat([PNG, Buffer.from('late')]), { create_object_on_confirm: true, blob_property: 'image' });
+        const made = await t.call({
+          method: 'POST',
+          url: '/v1/buckets/media/objects',
+          headers: ns,
+          payload: { blobs: [{ property: 'image', type: 'image', upload_id: late.upload_id }] },
+        });
+        expect(made.statusCode, made.body).toBe(200);
+        await t.db.query(`UPDATE uploads SET status = 'PROCESSING', claimed_at = now() - interval '1 hour' WHERE id = $1`, [
+          late.upload_id,
+        ]);
+        const before = await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM objects');
+        const settled = await confirm(late.upload_id);
+        expect(settled.statusCode, settled.body).toBe(200);
+        expect(settled.json()).toMatchObject({ status: 'COMPLETED', object_id: made.json().object_id });
+        expect(await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM objects')).toEqual(before);
+      });
+
       it('answers a task id when asked to confirm asynchronously', async () => {
         const upload = await received(Buffer.from('async please'));
         const res = await confirm(upload.upload_id, {}, 'media', '?async=true');
