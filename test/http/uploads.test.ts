@@ -509,7 +509,8 @@ for (const backend of BACKENDS) {
 
       it('takes over a confirm abandoned by a dead process, making the object only if it was not made', async () => {
         // A confirm that died right after claiming: the upload stays PROCESSING with an old claim.
-        const fresh = await received(PNG, { create_object_on_confirm: true, blob_property: 'image' });
+        // Bytes no other test uploads: duplicate detection across the shared bucket must not link them.
+        const fresh = await received(Buffer.concat([PNG, Buffer.from('abandoned')]), { create_object_on_confirm: true, blob_property: 'image' });
         await t.db.query(`UPDATE uploads SET status = 'PROCESSING', claimed_at = now() WHERE id = $1`, [fresh.upload_id]);
         expectEnvelope(await confirm(fresh.upload_id), 400, 'BadRequestError'); // a live claim is respected
         await t.db.query(`UPDATE uploads SET claimed_at = now() - interval '1 hour' WHERE id = $1`, [fresh.upload_id]);
