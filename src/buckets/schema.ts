@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PaginationResponse } from '../http/pagination.js';
+import { BodyPagedListQuery, PaginationResponse } from '../http/pagination.js';
 import { TaskStatus } from '../tasks/schema.js';
 import { BucketSchema } from './bucket-schema.js';
 
@@ -109,11 +109,7 @@ export const ListBucketsRequest = z
  * lists take them as query parameters. Both are accepted here, so no default: an absent query value
  * falls back to the body's.
  */
-export const ListBucketsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
-  offset: z.coerce.number().int().min(0).max(10000).optional(),
-  cursor: z.string().max(200).nullish(),
-});
+export const ListBucketsQuery = BodyPagedListQuery;
 
 export const BucketListStats = z.object({
   total_objects: z.number().int(),

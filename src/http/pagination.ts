@@ -13,6 +13,15 @@ export const ListQuery = z.object({
 });
 export type ListQuery = z.infer<typeof ListQuery>;
 
+/**
+ * The list query for endpoints whose Mixpeek request body also carries `limit`/`offset` (buckets, uploads):
+ * no defaults here, so an absent query value falls back to the body's.
+ */
+export const BodyPagedListQuery = ListQuery.extend({
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  offset: z.coerce.number().int().min(0).max(10000).optional(),
+});
+
 /** Mixpeek's `PaginationResponse`. */
 export const PaginationResponse = z.object({
   total: z.number().int().nullable(),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { BLOB_TYPES } from '../blobs/sniff-mime.js';
-import { PaginationResponse } from '../http/pagination.js';
+import { BodyPagedListQuery, PaginationResponse } from '../http/pagination.js';
 import { TaskResponse, TaskStatus } from '../tasks/schema.js';
 
 /**
@@ -149,15 +149,7 @@ export type ListUploadsRequest = z.infer<typeof ListUploadsRequest>;
  * The list endpoint's query. Mixpeek puts `limit`/`offset` in both the body and the query: a value given
  * in the query wins, so these have no defaults here (the body's apply otherwise).
  */
-export const ListUploadsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
-  offset: z.coerce.number().int().min(0).max(10000).optional(),
-  cursor: z.string().max(200).nullish(),
-  include_total: z
-    .enum(['true', 'false', '1', '0'])
-    .transform((v) => v === 'true' || v === '1')
-    .default(false),
-});
+export const ListUploadsQuery = BodyPagedListQuery;
 export type ListUploadsQuery = z.infer<typeof ListUploadsQuery>;
 
 /** Mixpeek's `UploadListStats`, computed over every upload the filters match (not only the page). */
