@@ -87,3 +87,17 @@ export function expectEnvelope(
   }
   return body.error;
 }
+
+/** One entry of an envelope's `details.validation_errors`. */
+export interface ValidationIssueShape {
+  type: string;
+  location: (string | number)[];
+  message: string;
+}
+
+/** The `details.validation_errors` of a 422 envelope's `error` (throws when there are none). */
+export function validationIssues(error: { details: Record<string, unknown> | null }): ValidationIssueShape[] {
+  const list = error.details?.validation_errors;
+  if (!Array.isArray(list)) throw new Error(`no validation_errors in ${JSON.stringify(error)}`);
+  return list as ValidationIssueShape[];
+}

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBase36 } from '../../src/ids/new-id.js';
 import { createOrganization } from '../../src/organizations/service.js';
-import { createTestContext, expectEnvelope, type TestContext } from '../helpers/test-app.js';
+import { createTestContext, expectEnvelope, type TestContext, validationIssues } from '../helpers/test-app.js';
 import { BACKENDS } from '../helpers/test-db.js';
 
 const SCHEMA = {
@@ -42,17 +42,7 @@ interface ListAnswer {
   stats: { total_objects: number; total_size_bytes: number; avg_objects_per_bucket: number; avg_size_per_bucket: number } | null;
 }
 
-interface Issue {
-  type: string;
-  location: (string | number)[];
-  message: string;
-}
-
-function issues(error: { details: Record<string, unknown> | null }): Issue[] {
-  const list = error.details?.validation_errors;
-  if (!Array.isArray(list)) throw new Error(`no validation_errors in ${JSON.stringify(error)}`);
-  return list;
-}
+const issues = validationIssues;
 
 for (const backend of BACKENDS) {
   describe(`buckets (${backend.name})`, () => {

@@ -9,7 +9,7 @@ import type { Extractor, ExtractorRegistry } from '../../src/extractors/extracto
 import { createExtractorRegistry } from '../../src/extractors/registry.js';
 import { buildApp } from '../../src/http/app.js';
 import { createOrganization } from '../../src/organizations/service.js';
-import { expectEnvelope, tempBlobStore } from '../helpers/test-app.js';
+import { expectEnvelope, tempBlobStore, validationIssues } from '../helpers/test-app.js';
 import { BACKENDS } from '../helpers/test-db.js';
 
 /**
@@ -95,16 +95,7 @@ interface Collection {
   document_count: number | null;
 }
 
-interface Issue {
-  type: string;
-  location: (string | number)[];
-  message: string;
-}
-const issuesOf = (error: { details: Record<string, unknown> | null }): Issue[] => {
-  const list = error.details?.validation_errors;
-  if (!Array.isArray(list)) throw new Error(`no validation_errors in ${JSON.stringify(error)}`);
-  return list as Issue[];
-};
+const issuesOf = validationIssues;
 
 for (const backend of BACKENDS) {
   describe(`collections (${backend.name})`, () => {

@@ -6,22 +6,14 @@ import { buildApp } from '../../src/http/app.js';
 import { frameworkErrorHandler, installErrorHandling } from '../../src/http/error-handler.js';
 import { MAX_DEPTH } from '../../src/http/zod-validator.js';
 import { createOrganization } from '../../src/organizations/service.js';
-import { createTestContext, expectEnvelope, type TestContext, tempBlobStore } from '../helpers/test-app.js';
+import { createTestContext, expectEnvelope, type TestContext, tempBlobStore, type ValidationIssueShape, validationIssues } from '../helpers/test-app.js';
 import { BACKENDS } from '../helpers/test-db.js';
 
 const EXTRACTORS = [{ feature_extractor_name: 'text_extractor', version: 'v1' }];
 
-interface Issue {
-  type: string;
-  location: (string | number)[];
-  message: string;
-}
-
 /** Checks the shape DESIGN-NOTES §3 gives `details.validation_errors` and returns the issues. */
-function validationIssues(error: { details: Record<string, unknown> | null }): Issue[] {
-  const list = error.details?.validation_errors;
-  expect(Array.isArray(list), JSON.stringify(error)).toBe(true);
-  const issues = list as Issue[];
+function checkedIssues(error: { details: Record<string, unknown> | null }): ValidationIssueShape[] {
+  const issues = validationIssues(error);
   expect(issues.length).toBeGreaterThan(0);
   for (const issue of issues) {
     expect(Object.keys(issue).sort()).toEqual(['location', 'message', 'type']);
@@ -214,7 +206,7 @@ for (const backend of BACKENDS) {
           payload: { namespace_name: 'bad name', feature_extractors: 'none' },
         });
         const err = expectEnvelope(res, 422, 'ValidationError');
-        const issues = validationIssues(err);
+        const issues = checkedIssues(err);
         const byLocation = new Map(issues.map((i) => [i.location.join('.'), i]));
         expect(byLocation.get('body.namespace_name')?.message).toContain('"bad name"');
         expect(byLocation.get('body.feature_extractors')?.message).toContain('"none"');
@@ -224,21 +216,21 @@ for (const backend of BACKENDS) {
 
       it('says a required field is missing', async () => {
         const err = expectEnvelope(await t.call({ method: 'POST', url: '/v1/namespaces', payload: {} }), 422, 'ValidationError');
-        const issues = validationIssues(err);
+        const issues = checkedIssues(err);
         expect(issues.find((i) => i.location.join('.') === 'body.feature_extractors')?.message).toContain('missing');
       });
 
       it('answers a body of the wrong JSON type with 422 located at "body"', async () => {
         for (const payload of ['[]', '"text"', '42']) {
           const err = expectEnvelope(await post('/v1/namespaces', payload), 422, 'ValidationError');
-          expect(validationIssues(err)[0]!.location).toEqual(['body']);
+          expect(checkedIssues(err)[0]!.location).toEqual(['body']);
           expect(err.message).toContain(payload);
         }
       });
 
       it('locates query issues under "query"', async () => {
         const err = expectEnvelope(await post('/v1/namespaces/list?limit=zero&offset=-3', '{}'), 422, 'ValidationError');
-        const issues = validationIssues(err);
+        const issues = checkedIssues(err);
         expect(issues.map((i) => i.location.join('.')).sort()).toEqual(['query.limit', 'query.offset']);
         // The value as sent, not as coerced (NaN would render as null).
         expect(issues.find((i) => i.location[1] === 'limit')!.message).toContain('"zero"');
@@ -247,7 +239,7 @@ for (const backend of BACKENDS) {
 
       it('locates path issues under "path"', async () => {
         const err = expectEnvelope(await t.call({ method: 'GET', url: '/v1/namespaces/a%00b' }), 422, 'ValidationError');
-        expect(validationIssues(err)[0]!.location).toEqual(['path', 'namespace_identifier']);
+        expect(checkedIssues(err)[0]!.location).toEqual(['path', 'namespace_identifier']);
       });
 
       it('refuses NUL characters and lone surrogates anywhere in a stored value, naming where', async () => {
@@ -261,10 +253,10 @@ for (const backend of BACKENDS) {
         for (const [extra, where] of cases) {
           const payload = { namespace_name: 'err_nul', feature_extractors: EXTRACTORS, ...extra };
           const err = expectEnvelope(await t.call({ method: 'POST', url: '/v1/namespaces', payload }), 422, 'ValidationError');
-          expect(validationIssues(err).map((i) => i.location.join('.'))).toContain(where);
+          expect(checkedIssues(err).map((i) => i.location.join('.'))).toContain(where);
         }
         const list = await t.call({ method: 'POST', url: '/v1/namespaces/list', payload: { search: 'x\u0000' } });
-        expect(validationIssues(expectEnvelope(list, 422, 'ValidationError'))[0]!.location).toEqual(['body', 'search']);
+        expect(checkedIssues(expectEnvelope(list, 422, 'ValidationError'))[0]!.location).toEqual(['body', 'search']);
         expectEnvelope(await t.call({ method: 'GET', url: '/v1/namespaces/err_nul' }), 404, 'NotFoundError');
       });
 
@@ -279,7 +271,7 @@ for (const backend of BACKENDS) {
         for (const depth of [MAX_DEPTH + 1, 5000, 200_000]) {
           const payload = `{"namespace_name": "err_deep", "feature_extractors": [{"feature_extractor_name": "x", "version": "v1", "params": {"x": ${nestedJson(depth)}}}]}`;
           const err = expectEnvelope(await post('/v1/namespaces', payload), 422, 'ValidationError');
-          const issue = validationIssues(err)[0]!;
+          const issue = checkedIssues(err)[0]!;
           expect(issue.type).toBe('too_deep');
           expect(issue.location.slice(0, 5)).toEqual(['body', 'feature_extractors', 0, 'params', 'x']);
         }
@@ -303,7 +295,7 @@ for (const backend of BACKENDS) {
           422,
           'ValidationError',
         );
-        const issues = validationIssues(err);
+        const issues = checkedIssues(err);
         expect(issues.length).toBeLessThanOrEqual(51);
         expect(issues.at(-1)).toMatchObject({ type: 'too_many_issues', location: ['body'] });
         expect(issues.at(-1)!.message).toContain(String(300 - (issues.length - 1)));

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrganization } from '../../src/organizations/service.js';
-import { createTestContext, expectEnvelope, type TestContext } from '../helpers/test-app.js';
+import { createTestContext, expectEnvelope, type TestContext, validationIssues } from '../helpers/test-app.js';
 import { BACKENDS } from '../helpers/test-db.js';
 
 const EXTRACTORS = [
@@ -37,11 +37,7 @@ interface ListAnswer {
 }
 
 /** Every validation issue of a 422, flattened so that a test can look for one field. */
-function issues(error: { details: Record<string, unknown> | null }): { type: string; location: unknown[]; message: string }[] {
-  const list = error.details?.validation_errors;
-  if (!Array.isArray(list)) throw new Error(`no validation_errors in ${JSON.stringify(error)}`);
-  return list;
-}
+const issues = validationIssues;
 
 for (const backend of BACKENDS) {
   describe(`namespaces (${backend.name})`, () => {

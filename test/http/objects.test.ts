@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db, Queryable } from '../../src/db/db.js';
 import { newId } from '../../src/ids/new-id.js';
 import { createOrganization } from '../../src/organizations/service.js';
-import { createTestContext, expectEnvelope, type TestContext } from '../helpers/test-app.js';
+import { createTestContext, expectEnvelope, type TestContext, validationIssues } from '../helpers/test-app.js';
 import { BACKENDS } from '../helpers/test-db.js';
 
 /** 1×1 PNG (the spec's own example). */
@@ -58,17 +58,7 @@ interface BatchAnswer {
   failed_count: number;
 }
 
-interface Issue {
-  type: string;
-  location: (string | number)[];
-  message: string;
-}
-
-function issues(error: { details: Record<string, unknown> | null }): Issue[] {
-  const list = error.details?.validation_errors;
-  if (!Array.isArray(list)) throw new Error(`no validation_errors in ${JSON.stringify(error)}`);
-  return list;
-}
+const issues = validationIssues;
 
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
 

@@ -9,7 +9,7 @@ import { buildApp } from '../../src/http/app.js';
 import { randomBase36 } from '../../src/ids/new-id.js';
 import { createOrganization } from '../../src/organizations/service.js';
 import { takeUploadedBlob } from '../../src/uploads/service.js';
-import { createTestContext, expectEnvelope, type TestContext } from '../helpers/test-app.js';
+import { createTestContext, expectEnvelope, type TestContext, validationIssues } from '../helpers/test-app.js';
 import { BACKENDS } from '../helpers/test-db.js';
 
 const UPLOAD_LIMIT = 1_000_000;
@@ -68,11 +68,7 @@ interface Confirmed {
   message: string | null;
 }
 
-function issues(error: { details: Record<string, unknown> | null }): { type: string; location: unknown[]; message: string }[] {
-  const list = error.details?.validation_errors;
-  if (!Array.isArray(list)) throw new Error(`no validation_errors in ${JSON.stringify(error)}`);
-  return list;
-}
+const issues = validationIssues;
 
 for (const backend of BACKENDS) {
   describe(`uploads (${backend.name})`, () => {
