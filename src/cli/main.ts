@@ -122,6 +122,7 @@ async function worker(args: string[]): Promise<void> {
   await migrate(db);
   const loop = await createWorker({
     db,
+    config,
     concurrency: Math.max(1, config.workers),
     onError: (err) => process.stderr.write(`sluice worker: round failed: ${(err as Error).message}\n`),
   });

@@ -15,6 +15,8 @@ export interface SluiceConfig {
   autoAttempts: number;
   backoffBaseMs: number;
   backoffCapMs: number;
+  /** How long a worker's claim on a unit lasts without renewal; a dead worker's units return after it. */
+  leaseMs: number;
   allowPrivateUrls: boolean;
   embeddingsUrl: string | undefined;
   embeddingsModel: string | undefined;
@@ -128,6 +130,7 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
     autoAttempts: int(env, 'SLUICE_AUTO_ATTEMPTS', 3, 1, 100),
     backoffBaseMs,
     backoffCapMs,
+    leaseMs: int(env, 'SLUICE_LEASE_MS', 60_000, 1000, 86_400_000),
     allowPrivateUrls: bool(env, 'SLUICE_ALLOW_PRIVATE_URLS', false),
     embeddingsUrl: url(env, 'SLUICE_EMBEDDINGS_URL', ['http:', 'https:']),
     embeddingsModel: str(env, 'SLUICE_EMBEDDINGS_MODEL'),

@@ -1,12 +1,11 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createLocalBlobStore } from '../blobs/local-blob-store.js';
-import { createExtractorRegistry } from '../extractors/registry.js';
 import { loadConfig, type SluiceConfig } from '../config/config.js';
 import type { Db } from '../db/db.js';
 import { migrate } from '../db/migrate.js';
 import { openDb } from '../db/open-db.js';
-import { createWorker, type Worker } from '../engine/create-worker.js';
+import { createWorker, extractorsFromConfig, type Worker } from '../engine/create-worker.js';
 import { buildApp } from '../http/app.js';
 import { type BootstrapResult, bootstrap } from '../organizations/service.js';
 
@@ -42,15 +41,12 @@ export async function createServer(options: ServerOptions = {}): Promise<SluiceS
   try {
     await migrate(db);
     const boot = await bootstrap(db, { bootstrapApiKey: config.bootstrapApiKey, dataDir: config.dataDir });
+    const blobs = createLocalBlobStore(path.join(config.dataDir, 'blobs'));
+    const extractors = extractorsFromConfig(config);
     app = await buildApp({
       db,
-      blobs: createLocalBlobStore(path.join(config.dataDir, 'blobs')),
-      extractors: createExtractorRegistry({
-        embeddings: config.embeddingsUrl
-          ? { url: config.embeddingsUrl, model: config.embeddingsModel, apiKey: config.embeddingsApiKey }
-          : undefined,
-        allowPrivateUrls: config.allowPrivateUrls,
-      }),
+      blobs,
+      extractors,
       limits: {
         bodyLimitBytes: config.bodyLimitBytes,
         inlineBlobMaxBytes: config.inlineBlobMaxBytes,
@@ -61,7 +57,7 @@ export async function createServer(options: ServerOptions = {}): Promise<SluiceS
     });
     if (config.workers > 0) {
       const log = app.log;
-      worker = await createWorker({ db, concurrency: config.workers, onError: (err) => log.error({ err }, 'worker round failed') });
+      worker = await createWorker({ db, config, blobs, extractors, onError: (err) => log.error({ err }, 'worker round failed') });
     }
     const address = await app.listen({ port: config.port, host: config.host });
     let closing: Promise<void> | undefined;

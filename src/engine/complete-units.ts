@@ -1,0 +1,110 @@
+import type { Queryable } from '../db/db.js';
+import { WAKE_CHANNEL } from './worker-loop.js';
+
+/** One output document, ready to store. */
+export interface DocumentWrite {
+  unit_id: number;
+  id: string;
+  organization_id: string;
+  namespace_id: string;
+  collection_id: string;
+  source_type: 'object' | 'document';
+  source_id: string;
+  position: number;
+  root_object_id: string;
+  root_bucket_id: string;
+  batch_id: string;
+  fields: Record<string, unknown>;
+  vectors: Record<string, unknown> | null;
+  lineage: unknown;
+}
+
+/** A unit a completed unit feeds: the downstream collection applied to one of its documents. */
+export interface DownstreamUnit {
+  parent_unit_id: number;
+  batch_id: string;
+  collection_id: string;
+  tier_num: number;
+  source_id: string;
+  root_object_id: string;
+}
+
+/** What {@link completeUnits} did. */
+export interface CompleteResult {
+  /** Units this owner still held and marked completed (the others were canceled or taken over). */
+  completed: { id: number; batch_id: string }[];
+  /** How many downstream units were queued. */
+  queued: number;
+}
+
+/**
+ * Marks finished units completed, writes their documents and queues the units they feed — one statement.
+ *
+ * Why this shape:
+ * - One round trip for any number of units: every input travels as one JSON array, unpacked with
+ *   `json_to_recordset`; per-statement cost, not per-row cost, dominates here.
+ * - Atomic: a unit is never completed without its documents, nor its documents visible without the
+ *   downstream units that read them, so a tier can be judged finished from `units` alone.
+ * - `done` keeps only units still `running` under this owner's lease. A canceled unit, or one whose lease
+ *   ran out and another worker took, contributes nothing: documents and downstream units join on `done`.
+ * - Re-runs replace: documents of the unit's (collection, source) that this run did not produce again are
+ *   deleted, the rest upserted by their deterministic ids. The delete and the upsert touch disjoint rows,
+ *   which is what lets them share one statement.
+ * - Downstream units `ON CONFLICT DO NOTHING`: a unit already queued (a re-run of a completed parent) is not
+ *   queued twice. Joining `collections` drops units of a collection deleted meanwhile.
+ * - The wake-up `NOTIFY` goes out only when something was queued (a plain SELECT CTE runs only when
+ *   referenced, hence `woken` in the result); it is delivered at commit.
+ */
+export async function completeUnits(
+  q: Queryable,
+  owner: string,
+  units: { id: number; documents_written: number }[],
+  documents: DocumentWrite[],
+  downstream: DownstreamUnit[],
+): Promise<CompleteResult> {
+  if (units.length === 0) return { completed: [], queued: 0 };
+  const rows = await q.query<{ id: number; batch_id: string; queued: number }>(
+    `WITH done AS (
+       UPDATE units u
+          SET status = 'completed', documents_written = r.documents_written, completed_at = now(), updated_at = now(),
+              lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now()
+         FROM json_to_recordset($2::json) AS r(id bigint, documents_written integer)
+        WHERE u.id = r.id AND u.status = 'running' AND u.lease_owner = $1
+       RETURNING u.id, u.batch_id, u.collection_id, u.source_id
+     ), docs AS (
+       SELECT d.* FROM json_to_recordset($3::json) AS d(
+         unit_id bigint, id text, organization_id text, namespace_id text, collection_id text, source_type text,
+         source_id text, position integer, root_object_id text, root_bucket_id text, batch_id text,
+         fields jsonb, vectors jsonb, lineage jsonb)
+       JOIN done ON done.id = d.unit_id
+     ), stale AS (
+       DELETE FROM documents old USING done
+        WHERE old.collection_id = done.collection_id AND old.source_id = done.source_id
+          AND old.id NOT IN (SELECT id FROM docs)
+     ), written AS (
+       INSERT INTO documents (id, organization_id, namespace_id, collection_id, source_type, source_id, position,
+                              root_object_id, root_bucket_id, batch_id, fields, vectors, lineage)
+       SELECT id, organization_id, namespace_id, collection_id, source_type, source_id, position,
+              root_object_id, root_bucket_id, batch_id, fields, vectors, lineage
+         FROM docs
+       ON CONFLICT (id) DO UPDATE
+          SET fields = EXCLUDED.fields, vectors = EXCLUDED.vectors, lineage = EXCLUDED.lineage,
+              position = EXCLUDED.position, batch_id = EXCLUDED.batch_id, updated_at = now()
+     ), queued AS (
+       INSERT INTO units (batch_id, collection_id, tier_num, source_type, source_id, root_object_id)
+       SELECT n.batch_id, n.collection_id, n.tier_num, 'document', n.source_id, n.root_object_id
+         FROM json_to_recordset($4::json) AS n(parent_unit_id bigint, batch_id text, collection_id text, tier_num integer,
+                                               source_id text, root_object_id text)
+         JOIN done ON done.id = n.parent_unit_id
+         JOIN collections c ON c.id = n.collection_id
+       ON CONFLICT (batch_id, collection_id, source_id) DO NOTHING
+       RETURNING id
+     ), woken AS (
+       SELECT pg_notify('${WAKE_CHANNEL}', '') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued
+     )
+     SELECT done.id, done.batch_id, (SELECT count(*) FROM queued)::int AS queued, (SELECT count(*) FROM woken)::int AS woken
+       FROM done`,
+    [owner, JSON.stringify(units), JSON.stringify(documents), JSON.stringify(downstream)],
+  );
+  return { completed: rows.map((r) => ({ id: r.id, batch_id: r.batch_id })), queued: rows[0]?.queued ?? 0 };
+}

@@ -1,0 +1,429 @@
+import { hostname } from 'node:os';
+import type { BlobStore } from '../blobs/blob-store.js';
+import type { Db } from '../db/db.js';
+import { documentId, type DocumentLineage, splitVectors } from '../documents/document-shape.js';
+import { type ClassifiedError, classifyError, PermanentError } from '../extractors/errors.js';
+import type { ExtractedDocument, ExtractorRegistry } from '../extractors/extractor.js';
+import { randomBase36 } from '../ids/new-id.js';
+import { type BackoffPolicy, backoffDelayMs } from './backoff.js';
+import { type ClaimedUnit, claimUnits } from './claim-units.js';
+import { completeUnits, type DocumentWrite, type DownstreamUnit } from './complete-units.js';
+import { type FailedAttempt, failUnits } from './fail-units.js';
+import { extendLeases, reapExpiredLeases } from './lease-statements.js';
+import { type BatchPlan, type CollectionPlan, PipelineCache } from './pipeline-cache.js';
+import { settleBatches } from './settle-batches.js';
+import { loadSources, type UnitSource } from './unit-sources.js';
+
+/** The channel on which a canceled batch's id is announced, so workers stop its units at once. */
+export const CANCEL_CHANNEL = 'sluice_cancel';
+
+/**
+ * A rate-limited unit does not use up its attempt budget (DESIGN-NOTES §5), but an upstream that answers
+ * 429 forever must not keep it alive forever either: past this many rate-limited attempts it fails.
+ */
+export const MAX_RATE_LIMITED_ATTEMPTS = 50;
+
+/** Options for {@link createEngine}. */
+export interface EngineOptions {
+  db: Db;
+  blobs: BlobStore;
+  extractors: ExtractorRegistry;
+  /** Attempts per unit and run for transient failures (SLUICE_AUTO_ATTEMPTS). */
+  autoAttempts: number;
+  backoff: BackoffPolicy;
+  /** Lease length (SLUICE_LEASE_MS); leases are renewed every third of it. */
+  leaseMs: number;
+  /** Most units claimed at once; defaults to 64 per unit of concurrency, at most 500. */
+  claimLimit?: number;
+  /** Longest a finished unit waits to be written together with others (ms). */
+  flushIntervalMs?: number;
+  /** Identifies this worker in leases; unique per engine. */
+  owner?: string;
+  onError?: (err: unknown) => void;
+}
+
+/** The engine's run step, which {@link createWorker} runs in its loop. */
+export interface Engine {
+  /** Claims and runs available units with at most `concurrency` extractor calls at once; returns how many it claimed. */
+  runOnce(concurrency: number): Promise<number>;
+  /** Lease owner name of this engine. */
+  readonly owner: string;
+  /** From now on claims nothing more; units in flight finish and are written. */
+  stopClaiming(): void;
+  /** Stops renewing leases and unsubscribes. Call after the last `runOnce` has returned. */
+  close(): Promise<void>;
+}
+
+type Outcome =
+  | { kind: 'done'; unit: ClaimedUnit; documents: DocumentWrite[]; downstream: DownstreamUnit[] }
+  | { kind: 'failed'; unit: ClaimedUnit; error: ClassifiedError; extractor: string | null }
+  | { kind: 'dropped'; unit: ClaimedUnit };
+
+interface InFlight {
+  unit: ClaimedUnit;
+  controller: AbortController;
+}
+
+const nowIso = () => new Date().toISOString();
+
+/** Source fields after the collection's input bindings (null bindings: every field by name). */
+function bindInput(plan: CollectionPlan, fields: Record<string, unknown>): Record<string, unknown> {
+  if (plan.input_bindings === null) return { ...fields };
+  const input: Record<string, unknown> = {};
+  for (const [name, binding] of Object.entries(plan.input_bindings)) {
+    const value = 'literal' in binding ? binding.literal : valueAt(fields, binding.path);
+    if (value !== undefined) input[name] = value;
+  }
+  return input;
+}
+
+function valueAt(fields: Record<string, unknown>, path: string): unknown {
+  let v: unknown = fields;
+  for (const key of path.split('.')) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, key)) return undefined;
+    v = (v as Record<string, unknown>)[key];
+  }
+  return v;
+}
+
+/** Source fields a document keeps: all of them (`include_all_source_fields`), then `field_passthrough`. */
+function passthroughFields(plan: CollectionPlan, fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = plan.include_all_source_fields ? { ...fields } : {};
+  for (const p of plan.field_passthrough) {
+    const target = p.target_path ?? p.source_path.split('.').at(-1)!;
+    const value = valueAt(fields, p.source_path) ?? p.default;
+    if (value === undefined || value === null) {
+      if (p.required) {
+        throw new PermanentError(`required passthrough field ${JSON.stringify(p.source_path)} is missing from the source`, {
+          code: 'missing_field',
+          category: 'validation',
+        });
+      }
+      continue;
+    }
+    out[target] = value;
+  }
+  return out;
+}
+
+/**
+ * The engine: claims units in bulk, runs their extractors with bounded concurrency, and writes results in
+ * bulk. Finished units are written in groups (every `flushIntervalMs` or when enough have finished), so a
+ * slow unit never holds back the others' documents, and a round claims more as soon as half its units are
+ * done. Leases are renewed while units run; a lost lease or a canceled batch aborts the unit's signal.
+ */
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  const { db, extractors, autoAttempts, backoff, leaseMs } = options;
+  const owner = options.owner ?? `${hostname()}:${process.pid}:${randomBase36(6)}`;
+  const flushIntervalMs = options.flushIntervalMs ?? 25;
+  const cache = new PipelineCache();
+  const inFlight = new Map<number, InFlight>();
+  let lastReap = 0;
+  let claiming = true;
+
+  const abortBatch = (batchId: string) => {
+    for (const f of inFlight.values()) if (f.unit.batch_id === batchId) f.controller.abort(new Error(`batch ${batchId} was canceled`));
+  };
+  const unlisten = await db.listen(CANCEL_CHANNEL, (payload) => abortBatch(payload));
+
+  const renewTimer = setInterval(
+    () => {
+      const ids = [...inFlight.keys()];
+      if (ids.length === 0) return;
+      extendLeases(db, owner, ids, leaseMs)
+        .then((held) => {
+          for (const id of ids) {
+            const f = inFlight.get(id);
+            if (f && !held.has(id)) f.controller.abort(new Error(`unit ${id} is no longer held by this worker`));
+          }
+        })
+        .catch((err) => options.onError?.(err));
+    },
+    Math.max(200, Math.floor(leaseMs / 3)),
+  );
+  renewTimer.unref();
+
+  async function reapIfDue(): Promise<void> {
+    if (Date.now() - lastReap < Math.max(500, leaseMs / 4)) return;
+    lastReap = Date.now();
+    const reaped = await reapExpiredLeases(db, autoAttempts);
+    const failedBatches = [...new Set(reaped.filter((r) => r.status === 'failed').map((r) => r.batch_id))];
+    if (failedBatches.length > 0) await settleBatches(db, failedBatches);
+  }
+
+  /** Runs one unit's extractor and shapes its documents; never throws. */
+  async function runUnit(
+    unit: ClaimedUnit,
+    source: UnitSource | PermanentError,
+    plan: CollectionPlan | undefined,
+    batch: BatchPlan | undefined,
+    signal: AbortSignal,
+  ): Promise<Outcome> {
+    const extractor = plan ? extractors.get(plan.extractor_id) : undefined;
+    try {
+      if (!plan || !batch) return { kind: 'dropped', unit }; // collection or batch deleted meanwhile
+      if (source instanceof PermanentError) throw source;
+      if (!extractor) {
+        throw new PermanentError(`feature extractor ${plan.extractor_id} is not available on this worker`, {
+          code: 'extractor_not_found',
+          category: 'dependency',
+        });
+      }
+      const input = bindInput(plan, source.fields);
+      const kept = passthroughFields(plan, source.fields);
+      const produced = await extractor.run({
+        params: plan.parameters,
+        input,
+        context: {
+          unitId: String(unit.id),
+          batchId: unit.batch_id,
+          collectionId: unit.collection_id,
+          tierNum: unit.tier_num,
+          source: unit.source_type === 'object' ? { object_id: unit.source_id } : { document_id: unit.source_id },
+        },
+        signal,
+      });
+      if (signal.aborted) return { kind: 'dropped', unit };
+      if (!Array.isArray(produced) || produced.some((d) => d === null || typeof d !== 'object' || Array.isArray(d))) {
+        throw new PermanentError(`${extractor.id} returned something other than an array of documents`, {
+          code: 'invalid_output',
+          category: 'runtime',
+        });
+      }
+      return { kind: 'done', unit, ...shapeDocuments(unit, source, plan, batch, extractor.id, extractor.positionFields, kept, produced) };
+    } catch (err) {
+      if (signal.aborted) return { kind: 'dropped', unit };
+      return { kind: 'failed', unit, error: classifyError(err), extractor: extractor?.id ?? plan?.extractor_id ?? null };
+    }
+  }
+
+  function shapeDocuments(
+    unit: ClaimedUnit,
+    source: UnitSource,
+    plan: CollectionPlan,
+    batch: BatchPlan,
+    extractorId: string,
+    positionFields: readonly string[],
+    kept: Record<string, unknown>,
+    produced: ExtractedDocument[],
+  ): { documents: DocumentWrite[]; downstream: DownstreamUnit[] } {
+    const timestamp = nowIso();
+    const documents: DocumentWrite[] = [];
+    const downstream: DownstreamUnit[] = [];
+    const next = batch.downstream.get(unit.collection_id) ?? [];
+    produced.forEach((doc, index) => {
+      const position = positionFields.length > 0 ? positionFields.map((f) => String(doc[f] ?? '')).join('\u0000') : index;
+      const id = documentId(unit.collection_id, unit.source_id, position);
+      const step = { collection_id: unit.collection_id, feature_extractor_id: extractorId, document_id: id, timestamp };
+      const lineage: DocumentLineage = source.parent
+        ? {
+            root_object_id: source.parent.lineage.root_object_id,
+            root_bucket_id: source.parent.lineage.root_bucket_id,
+            source_type: 'collection',
+            source_object_id: null,
+            source_document_id: unit.source_id,
+            source_collection_id: source.parent.collectionId,
+            path: `${source.parent.lineage.path}/${unit.collection_id}`,
+            chain: [...source.parent.lineage.chain, step],
+          }
+        : {
+            root_object_id: unit.source_id,
+            root_bucket_id: source.rootBucketId,
+            source_type: 'bucket',
+            source_object_id: unit.source_id,
+            source_document_id: null,
+            source_collection_id: null,
+            path: `${source.rootBucketId}/${unit.collection_id}`,
+            chain: [step],
+          };
+      const { fields, vectors } = splitVectors({ ...kept, ...doc }, plan.vector_fields);
+      documents.push({
+        unit_id: unit.id,
+        id,
+        organization_id: plan.organization_id,
+        namespace_id: plan.namespace_id,
+        collection_id: unit.collection_id,
+        source_type: unit.source_type,
+        source_id: unit.source_id,
+        position: index,
+        root_object_id: unit.root_object_id,
+        root_bucket_id: source.rootBucketId,
+        batch_id: unit.batch_id,
+        fields,
+        vectors,
+        lineage,
+      });
+      for (const d of next) {
+        downstream.push({
+          parent_unit_id: unit.id,
+          batch_id: unit.batch_id,
+          collection_id: d.collection_id,
+          tier_num: d.tier_num,
+          source_id: id,
+          root_object_id: unit.root_object_id,
+        });
+      }
+    });
+    return { documents, downstream };
+  }
+
+  /** The engine's decision for a failed attempt: retry automatically after a backoff, or fail. */
+  function decide(o: Extract<Outcome, { kind: 'failed' }>): FailedAttempt {
+    const { unit, error } = o;
+    const rateLimited = error.transient && error.code === 'rate_limited';
+    // Rate-limited attempts are free: only the others count against the budget. `attempts` already
+    // includes this attempt (the claim counted it); `rate_limited_attempts` does not yet.
+    const counted = unit.attempts - unit.rate_limited_attempts;
+    const budgetLeft = rateLimited ? unit.rate_limited_attempts + 1 < MAX_RATE_LIMITED_ATTEMPTS : counted < autoAttempts;
+    const retry = error.transient && budgetLeft;
+    return {
+      id: unit.id,
+      status: retry ? 'pending' : 'failed',
+      delay_ms: retry ? backoffDelayMs(unit.attempts, backoff, { retryAfterMs: error.retry_after_ms }) : 0,
+      rate_limited: rateLimited,
+      error: {
+        ...error,
+        tier_num: unit.tier_num,
+        collection_id: unit.collection_id,
+        extractor: o.extractor,
+        attempt: unit.attempts,
+        timestamp: nowIso(),
+      },
+    };
+  }
+
+  /** Writes finished units: completions in one statement, failures in one, then settles their batches. */
+  async function flush(outcomes: Outcome[]): Promise<void> {
+    const done = outcomes.filter((o): o is Extract<Outcome, { kind: 'done' }> => o.kind === 'done');
+    const failed = outcomes.filter((o): o is Extract<Outcome, { kind: 'failed' }> => o.kind === 'failed');
+    const touched = new Set<string>();
+    if (done.length > 0) {
+      const result = await completeUnits(
+        db,
+        owner,
+        done.map((o) => ({ id: o.unit.id, documents_written: o.documents.length })),
+        done.flatMap((o) => o.documents),
+        done.flatMap((o) => o.downstream),
+      );
+      for (const c of result.completed) touched.add(c.batch_id);
+      if (result.queued > 0) moreWork = true;
+    }
+    if (failed.length > 0) {
+      const rows = await failUnits(db, owner, failed.map(decide));
+      for (const r of rows) if (r.status === 'failed') touched.add(r.batch_id);
+    }
+    if (touched.size > 0) await settleBatches(db, [...touched]);
+  }
+
+  let moreWork = true;
+
+  async function runOnce(concurrency: number): Promise<number> {
+    const limit = Math.max(1, options.claimLimit ?? Math.min(500, concurrency * 64));
+    await reapIfDue();
+    let claimedTotal = 0;
+    const finished: Outcome[] = [];
+    const queue: (() => Promise<void>)[] = [];
+    let running = 0;
+    let wakeLoop: (() => void) | undefined;
+    const signalLoop = () => {
+      const w = wakeLoop;
+      wakeLoop = undefined;
+      w?.();
+    };
+    const pump = () => {
+      while (running < concurrency && queue.length > 0) {
+        const job = queue.shift()!;
+        running++;
+        void job().finally(() => {
+          running--;
+          pump();
+        });
+      }
+    };
+    moreWork = true;
+    let firstFinishedAt = 0;
+
+    const claimAndStart = async (want: number): Promise<number> => {
+      const claimed = await claimUnits(db, owner, want, leaseMs);
+      moreWork = claimed.length === want;
+      if (claimed.length === 0) return 0;
+      // Leases are renewed from the moment of the claim, even while sources load.
+      const controllers = new Map(claimed.map((unit) => [unit.id, new AbortController()]));
+      for (const unit of claimed) inFlight.set(unit.id, { unit, controller: controllers.get(unit.id)! });
+      let loaded: [Map<string, UnitSource | PermanentError>, Map<string, CollectionPlan>, Map<string, BatchPlan>];
+      try {
+        loaded = await Promise.all([
+          loadSources(db, options.blobs, claimed),
+          cache.collectionPlans(db, claimed.map((u) => u.collection_id)),
+          cache.batchPlans(db, claimed.map((u) => u.batch_id)),
+        ]);
+      } catch (err) {
+        // Give the units up: their leases lapse and they run again later.
+        for (const unit of claimed) inFlight.delete(unit.id);
+        throw err;
+      }
+      const [sources, plans, batches] = loaded;
+      for (const unit of claimed) {
+        const controller = controllers.get(unit.id)!;
+        queue.push(async () => {
+          const outcome = controller.signal.aborted
+            ? ({ kind: 'dropped', unit } as const)
+            : await runUnit(unit, sources.get(unit.source_id)!, plans.get(unit.collection_id), batches.get(unit.batch_id), controller.signal);
+          if (finished.length === 0) firstFinishedAt = Date.now();
+          finished.push(outcome);
+          signalLoop();
+        });
+      }
+      pump();
+      return claimed.length;
+    };
+
+    while (true) {
+      if (claiming && moreWork && inFlight.size <= limit / 2) {
+        try {
+          claimedTotal += await claimAndStart(limit - inFlight.size);
+        } catch (err) {
+          // Units already in flight still finish and are written; the next round tries again.
+          moreWork = false;
+          options.onError?.(err);
+        }
+      }
+      if (inFlight.size === 0) break;
+      const due = finished.length > 0 && (finished.length >= inFlight.size || finished.length >= limit / 2 || Date.now() - firstFinishedAt >= flushIntervalMs);
+      if (due) {
+        const batch = finished.splice(0, finished.length);
+        try {
+          await flush(batch);
+        } catch (err) {
+          // Nothing of these units was written: they stay `running` until their leases run out, then run again.
+          options.onError?.(err);
+        } finally {
+          for (const o of batch) inFlight.delete(o.unit.id);
+        }
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, finished.length > 0 ? flushIntervalMs : 1000);
+        wakeLoop = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wakeLoop = undefined;
+    }
+    return claimedTotal;
+  }
+
+  return {
+    owner,
+    runOnce,
+    stopClaiming() {
+      claiming = false;
+    },
+    async close() {
+      claiming = false;
+      clearInterval(renewTimer);
+      await unlisten();
+    },
+  };
+}
