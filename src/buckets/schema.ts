@@ -59,6 +59,7 @@ export const BatchStatistics = z.object({
   completed: z.number().int(),
   failed: z.number().int(),
 });
+export type BatchStatistics = z.infer<typeof BatchStatistics>;
 
 export const StorageStatistics = z.object({
   total_size_bytes: z.number().int(),

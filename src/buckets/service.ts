@@ -8,6 +8,7 @@ import { newId } from '../ids/new-id.js';
 import { createTask } from '../tasks/service.js';
 import { type BucketSchema, checkUniqueKey } from './bucket-schema.js';
 import type {
+  BatchStatistics,
   BucketCreateRequest,
   BucketListStats,
   BucketPatchRequest,
@@ -68,7 +69,7 @@ export function bucketBlobPrefix(bucket: Pick<BucketRow, 'organization_id' | 'na
 
 const EMPTY_STORAGE: StorageStatistics = { total_size_bytes: 0, avg_size_bytes: 0, max_size_bytes: 0, min_size_bytes: 0 };
 
-function toResponse(row: BucketRow, storage: StorageStatistics, statsAt: Date): BucketResponse {
+function toResponse(row: BucketRow, stats: BucketStats | undefined, statsAt: Date): BucketResponse {
   return {
     bucket_id: row.id,
     bucket_name: row.name,
@@ -85,33 +86,48 @@ function toResponse(row: BucketRow, storage: StorageStatistics, statsAt: Date): 
     stats_updated_at: statsAt.toISOString(),
     status: row.status as BucketResponse['status'],
     is_locked: row.is_locked,
-    // There is no batches table yet (batches arrive with their own issue): every bucket has none.
-    batch_stats: { total: 0, active: 0, completed: 0, failed: 0 },
-    storage_stats: storage,
+    batch_stats: stats?.batches ?? EMPTY_BATCHES,
+    storage_stats: stats?.storage ?? EMPTY_STORAGE,
   };
 }
 
+/** The live statistics of one bucket: its objects' sizes and its batches by status. */
+interface BucketStats {
+  storage: StorageStatistics;
+  batches: BatchStatistics;
+}
+
+const EMPTY_BATCHES: BatchStatistics = { total: 0, active: 0, completed: 0, failed: 0 };
+
 /**
- * Storage statistics of some buckets, from their objects, in one grouped aggregate. Buckets without
- * objects are absent from the map (their statistics are all zero).
+ * Storage statistics (from objects) and batch statistics (from batches) of some buckets, in one statement
+ * of two grouped aggregates. Buckets without objects or batches are absent from the map (all zero).
  */
-async function storageStats(q: Queryable, bucketIds: string[]): Promise<Map<string, StorageStatistics>> {
+async function bucketStats(q: Queryable, bucketIds: string[]): Promise<Map<string, BucketStats>> {
   if (bucketIds.length === 0) return new Map();
-  const rows = await q.query<{ bucket_id: string } & StorageStatistics>(
-    `SELECT bucket_id,
-            sum(size_bytes)::bigint AS total_size_bytes,
-            round(avg(size_bytes))::bigint AS avg_size_bytes,
-            max(size_bytes)::bigint AS max_size_bytes,
-            min(size_bytes)::bigint AS min_size_bytes
-     FROM objects WHERE bucket_id = ANY($1::text[]) GROUP BY bucket_id`,
+  const rows = await q.query<{ bucket_id: string; storage: StorageStatistics | null; batches: BatchStatistics | null }>(
+    `WITH storage AS (
+       SELECT bucket_id,
+              json_build_object('total_size_bytes', sum(size_bytes)::bigint, 'avg_size_bytes', round(avg(size_bytes))::bigint,
+                                'max_size_bytes', max(size_bytes)::bigint, 'min_size_bytes', min(size_bytes)::bigint) AS stats
+       FROM objects WHERE bucket_id = ANY($1::text[]) GROUP BY bucket_id),
+     batch AS (
+       SELECT bucket_id,
+              json_build_object('total', count(*),
+                                'active', count(*) FILTER (WHERE status IN ('PENDING', 'IN_PROGRESS')),
+                                'completed', count(*) FILTER (WHERE status IN ('COMPLETED', 'COMPLETED_WITH_ERRORS')),
+                                'failed', count(*) FILTER (WHERE status = 'FAILED')) AS stats
+       FROM batches WHERE bucket_id = ANY($1::text[]) GROUP BY bucket_id)
+     SELECT coalesce(s.bucket_id, b.bucket_id) AS bucket_id, s.stats AS storage, b.stats AS batches
+     FROM storage s FULL JOIN batch b ON b.bucket_id = s.bucket_id`,
     [bucketIds],
   );
-  return new Map(rows.map(({ bucket_id, ...stats }) => [bucket_id, stats]));
+  return new Map(rows.map((r) => [r.bucket_id, { storage: r.storage ?? EMPTY_STORAGE, batches: r.batches ?? EMPTY_BATCHES }]));
 }
 
 async function withStats(q: Queryable, row: BucketRow): Promise<BucketResponse> {
-  const stats = await storageStats(q, [row.id]);
-  return toResponse(row, stats.get(row.id) ?? EMPTY_STORAGE, new Date());
+  const stats = await bucketStats(q, [row.id]);
+  return toResponse(row, stats.get(row.id), new Date());
 }
 
 /** Turns the unique-violation of `UNIQUE (namespace_id, name)` into a 409 naming the name. */
@@ -146,7 +162,7 @@ export async function createBucket(
     )
     .catch(uniqueName(body.bucket_name));
   // A new bucket holds no objects: no need to ask the objects table.
-  return toResponse(rows[0]!, EMPTY_STORAGE, rows[0]!.created_at);
+  return toResponse(rows[0]!, undefined, rows[0]!.created_at);
 }
 
 export async function getBucket(q: Queryable, scope: BucketScope, identifier: string): Promise<BucketResponse> {
@@ -295,7 +311,7 @@ export async function listBuckets(
   const bytes = first?.match_bytes ?? 0;
   // With an empty page the one row carries the totals only.
   const pageRows = rows.filter((r) => r.id !== null);
-  const storage = await storageStats(
+  const stats = await bucketStats(
     q,
     pageRows.map((r) => r.id),
   );
@@ -303,7 +319,7 @@ export async function listBuckets(
   return {
     rows: pageRows.map((r) => {
       const { match_count: _c, match_objects: _o, match_bytes: _b, ...row } = r;
-      return toResponse(row, storage.get(row.id) ?? EMPTY_STORAGE, now);
+      return toResponse(row, stats.get(row.id), now);
     }),
     total,
     stats: {

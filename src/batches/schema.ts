@@ -1,0 +1,128 @@
+import { z } from 'zod';
+import { TaskStatus } from '../tasks/schema.js';
+
+const Metadata = z.record(z.string(), z.unknown());
+const ObjectId = z.string().min(1).max(200);
+
+/** The statuses a batch moves through (DESIGN-NOTES §4); a subset of Mixpeek's `TaskStatusEnum`. */
+export const BATCH_STATUSES = ['DRAFT', 'PENDING', 'IN_PROGRESS', 'COMPLETED', 'COMPLETED_WITH_ERRORS', 'FAILED', 'CANCELED'] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+/** Statuses from which a batch can still be canceled. */
+export const CANCELABLE_STATUSES: readonly BatchStatus[] = ['DRAFT', 'PENDING', 'IN_PROGRESS'];
+
+/** Mixpeek's `ErrorCategory` (DESIGN-NOTES §5). */
+export const ERROR_CATEGORIES = ['dependency', 'authentication', 'validation', 'runtime', 'network', 'resource'] as const;
+export type ErrorCategory = (typeof ERROR_CATEGORIES)[number];
+
+/**
+ * Mixpeek's `CreateBatchRequest`. Mixpeek asks for at least one id; Sluice also takes an empty list, so a
+ * batch can be created first and filled with `POST …/objects` (it cannot be submitted while empty).
+ */
+export const CreateBatchRequest = z.object({ object_ids: z.array(ObjectId) });
+export type CreateBatchRequest = z.infer<typeof CreateBatchRequest>;
+
+export const AddObjectsToBatchRequest = z.object({ object_ids: z.array(ObjectId).min(1) });
+export type AddObjectsToBatchRequest = z.infer<typeof AddObjectsToBatchRequest>;
+
+const BooleanQuery = z
+  .enum(['true', 'false', '1', '0'])
+  .transform((v) => v === 'true' || v === '1')
+  .default(false);
+
+/** `?skip_validation`: store the ids without checking that they are objects of the bucket. */
+export const BatchObjectsQuery = z.object({ skip_validation: BooleanQuery });
+
+/** Mixpeek's `SubmitBatchRequest`; the body may be omitted. */
+export const SubmitBatchRequest = z
+  .object({ include_processing_history: z.boolean().default(true) })
+  .default({ include_processing_history: true });
+
+export const PatchBatchRequest = z.object({ metadata: Metadata.nullish() });
+
+/** Mixpeek's `ListBatchesRequest`; the body may be omitted. */
+export const ListBatchesRequest = z
+  .object({
+    status: TaskStatus.nullish(),
+    offset: z.number().int().min(0).default(0),
+    limit: z.number().int().min(1).max(1000).default(100),
+  })
+  .default({ offset: 0, limit: 100 });
+
+/** Mixpeek's `BatchErrorDetail`: failed units of one tier grouped by error type and code. */
+export const BatchErrorDetail = z.object({
+  error_type: z.enum(ERROR_CATEGORIES),
+  message: z.string(),
+  component: z.string().nullable(),
+  stage: z.string().nullable(),
+  traceback: z.string().nullable(),
+  timestamp: z.string(),
+  affected_document_ids: z.array(z.string()),
+  affected_count: z.number().int(),
+  recovery_suggestion: z.string().nullable(),
+  metadata: Metadata,
+});
+export type BatchErrorDetail = z.infer<typeof BatchErrorDetail>;
+
+/** Mixpeek's `TierTaskInfo`, plus unit counts (Sluice extension). */
+export const TierTaskInfo = z.object({
+  tier_num: z.number().int(),
+  task_id: z.string().nullable(),
+  status: TaskStatus,
+  collection_ids: z.array(z.string()),
+  extractor_jobs: z.array(z.unknown()),
+  source_type: z.string(),
+  source_collection_ids: z.array(z.string()).nullable(),
+  parent_task_id: z.string().nullable(),
+  started_at: z.string().nullable(),
+  completed_at: z.string().nullable(),
+  duration_ms: z.number().nullable(),
+  errors: z.array(BatchErrorDetail),
+  error_summary: z.record(z.string(), z.number().int()).nullable(),
+  documents_written: z.number().int().nullable(),
+  units_total: z.number().int(),
+  units_completed: z.number().int(),
+  units_failed: z.number().int(),
+  units_pending: z.number().int(),
+  units_canceled: z.number().int(),
+});
+export type TierTaskInfo = z.infer<typeof TierTaskInfo>;
+
+/** Mixpeek's `BatchModel`. */
+export const BatchModel = z.object({
+  batch_id: z.string(),
+  bucket_id: z.string(),
+  status: TaskStatus,
+  object_ids: z.array(z.string()),
+  collection_ids: z.array(z.string()).nullable(),
+  error: z.string().nullable(),
+  error_summary: z.record(z.string(), z.number().int()).nullable(),
+  type: z.enum(['BUCKET', 'COLLECTION']),
+  manifest_key: z.string().nullable(),
+  task_id: z.string().nullable(),
+  loaded_object_ids: z.array(z.string()).nullable(),
+  internal_metadata: Metadata.nullable(),
+  metadata: Metadata,
+  tier_tasks: z.array(TierTaskInfo),
+  current_tier: z.number().int().nullable(),
+  total_tiers: z.number().int(),
+  dag_tiers: z.array(z.array(z.string())).nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type BatchModel = z.infer<typeof BatchModel>;
+
+export const ListBatchesResponse = z.object({
+  results: z.array(BatchModel),
+  total_count: z.number().int(),
+});
+
+/** What `DELETE …/batches/{batch_id}` answers: Mixpeek's `GenericDeleteResponse` plus the ids. */
+export const DeleteBatchResponse = z.object({
+  success: z.boolean(),
+  message: z.string(),
+  batch_id: z.string(),
+  bucket_id: z.string(),
+});
+
+export const BucketParams = z.object({ bucket_identifier: z.string().min(1).max(200) });
+export const BatchParams = BucketParams.extend({ batch_id: z.string().min(1).max(200) });
