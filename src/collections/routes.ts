@@ -50,15 +50,15 @@ export function collectionRoutes(app: FastifyInstance, { db }: Pick<AppDeps, 'db
     handler: async (req) => {
       const limit = req.query.limit;
       const offset = startOffset(req.query);
-      const { rows, total } = await listCollections(db, scopeOf(req), req.body, { offset, limit });
+      const { rows, total, totalDocuments } = await listCollections(db, scopeOf(req), req.body, { offset, limit });
       return {
         results: rows,
         total_count: total,
         pagination: paginate(offset, limit, rows.length, total),
         stats: {
-          // Documents do not exist yet; each collection has exactly one extractor.
-          total_documents: 0,
-          avg_documents_per_collection: 0,
+          // Over the whole match, not the page; each collection has exactly one extractor.
+          total_documents: totalDocuments,
+          avg_documents_per_collection: total === 0 ? 0 : totalDocuments / total,
           collections_with_taxonomies: 0,
           total_feature_extractors: total,
           total_taxonomies: 0,

@@ -218,7 +218,18 @@ const uniqueName = (name: string) => (err: { code?: string }) => {
   throw err;
 };
 
-export function toResponse(row: CollectionRow): CollectionResponse {
+/** How many documents each of these collections holds: one grouped statement, never one per collection. */
+export async function documentCounts(q: Queryable, collectionIds: readonly string[]): Promise<Map<string, number>> {
+  if (collectionIds.length === 0) return new Map();
+  const rows = await q.query<{ collection_id: string; n: number }>(
+    'SELECT collection_id, count(*)::int AS n FROM documents WHERE collection_id = ANY($1::text[]) GROUP BY collection_id',
+    [collectionIds],
+  );
+  return new Map(rows.map((r) => [r.collection_id, r.n]));
+}
+
+/** A collection as answered; `documentCount` is read by the caller (see documentCounts). */
+export function toResponse(row: CollectionRow, documentCount: number): CollectionResponse {
   return {
     collection_id: row.id,
     collection_name: row.name,
@@ -238,8 +249,7 @@ export function toResponse(row: CollectionRow): CollectionResponse {
     trigger_id: null,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
-    // There is no documents table yet (documents arrive with the engine): every collection has none.
-    document_count: 0,
+    document_count: documentCount,
     schema_version: 1,
     last_schema_sync: null,
     schema_sync_enabled: false,
@@ -315,11 +325,13 @@ export async function createCollection(
       .catch(uniqueName(body.collection_name));
     return rows[0]!;
   });
-  return toResponse(row);
+  // A new collection has no documents yet.
+  return toResponse(row, 0);
 }
 
 export async function getCollection(q: Queryable, scope: CollectionScope, identifier: string): Promise<CollectionResponse> {
-  return toResponse(await requireCollection(q, scope, identifier));
+  const row = await requireCollection(q, scope, identifier);
+  return toResponse(row, (await documentCounts(q, [row.id])).get(row.id) ?? 0);
 }
 
 /**
@@ -347,7 +359,7 @@ export async function updateCollection(
     )
     .catch(uniqueName(name));
   if (!rows[0]) throw notFound('collection', identifier);
-  return toResponse(rows[0]);
+  return toResponse(rows[0], (await documentCounts(q, [row.id])).get(row.id) ?? 0);
 }
 
 /**
@@ -361,7 +373,11 @@ export async function deleteCollection(
   identifier: string,
 ): Promise<{ success: boolean; collection_id: string; collection_name: string; message: string }> {
   return db.transaction(async (tx) => {
-    const row = await requireCollection(tx, scope, identifier, { lock: 'update' });
+    // Units first, before the collection row is locked: workers lock units, then (checking the foreign
+    // key of units they queue) the collection, so taking the two in the other order could deadlock.
+    const found = await requireCollection(tx, scope, identifier);
+    await tx.query('DELETE FROM units WHERE collection_id = $1', [found.id]);
+    const row = await requireCollection(tx, scope, found.id, { lock: 'update' });
     const dependents = await tx.query<{ id: string; name: string }>(
       `SELECT id, name FROM collections WHERE namespace_id = $1 AND $2 = ANY(source_collection_ids) ORDER BY name`,
       [scope.namespaceId, row.id],
@@ -397,7 +413,7 @@ export async function listCollections(
   scope: CollectionScope,
   body: z.infer<typeof ListCollectionsRequest>,
   page: { offset: number; limit: number },
-): Promise<{ rows: CollectionResponse[]; total: number }> {
+): Promise<{ rows: CollectionResponse[]; total: number; totalDocuments: number }> {
   const p = new SqlParams([scope.organizationId, scope.namespaceId]);
   const where = [`organization_id = $1`, `namespace_id = $2`, `(${compileFilters(body.filters, LIST_FIELDS, p, body.case_sensitive)})`];
   if (body.search) {
@@ -413,17 +429,23 @@ export async function listCollections(
   const order = compileSort(body.sort, LIST_FIELDS, 'created_at DESC', 'id ASC');
   const sql = `
     WITH matched AS (SELECT * FROM collections WHERE ${where.join(' AND ')}),
-         totals AS (SELECT count(*)::int AS match_count FROM matched),
-         page AS (SELECT * FROM matched ORDER BY ${order} LIMIT ${p.add(page.limit)} OFFSET ${p.add(page.offset)})
-    SELECT totals.*, page.* FROM totals LEFT JOIN page ON true ORDER BY ${order}`;
-  const rows = await q.query<CollectionRow & { match_count: number }>(sql, p.values).catch((err: { code?: string; message?: string }) => {
+         totals AS (SELECT count(*)::int AS match_count,
+                           (SELECT count(*)::int FROM documents d WHERE d.collection_id IN (SELECT id FROM matched)) AS match_documents
+                    FROM matched),
+         page AS (SELECT * FROM matched ORDER BY ${order} LIMIT ${p.add(page.limit)} OFFSET ${p.add(page.offset)}),
+         counted AS (SELECT collection_id, count(*)::int AS document_count FROM documents
+                     WHERE collection_id IN (SELECT id FROM page) GROUP BY collection_id)
+    SELECT totals.*, page.*, coalesce(counted.document_count, 0) AS document_count
+    FROM totals LEFT JOIN page ON true LEFT JOIN counted ON counted.collection_id = page.id ORDER BY ${order}`;
+  const rows = await q.query<CollectionRow & { match_count: number; match_documents: number; document_count: number }>(sql, p.values).catch((err: { code?: string; message?: string }) => {
     if (err.code === '2201B') throw badRequest(`invalid regex in filters: ${err.message}`);
     if (err.code === '22007' || err.code === '22008' || err.code === '22P02') throw badRequest(`invalid value in filters: ${err.message}`);
     throw err;
   });
   const total = rows[0]?.match_count ?? 0;
   return {
-    rows: rows.filter((r) => r.id !== null).map(({ match_count: _c, ...row }) => toResponse(row)),
+    rows: rows.filter((r) => r.id !== null).map(({ match_count: _c, match_documents: _d, document_count, ...row }) => toResponse(row, document_count)),
     total,
+    totalDocuments: rows[0]?.match_documents ?? 0,
   };
 }

@@ -30,12 +30,15 @@ export function splitVectors(
   const fields: Record<string, unknown> = {};
   const vectors: Record<string, unknown> = {};
   let hasVectors = false;
+  // defineProperty, not assignment: a field named `__proto__` must be stored, not change the prototype.
+  const put = (target: Record<string, unknown>, k: string, v: unknown) =>
+    Object.defineProperty(target, k, { value: v, enumerable: true, writable: true, configurable: true });
   for (const [k, v] of Object.entries(doc)) {
     if (vectorFields.includes(k)) {
-      vectors[k] = v;
+      put(vectors, k, v);
       hasVectors = true;
     } else {
-      fields[k] = v;
+      put(fields, k, v);
     }
   }
   return { fields, vectors: hasVectors ? vectors : null };
