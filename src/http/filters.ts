@@ -66,14 +66,20 @@ interface Resolved {
 }
 
 function resolveField(fields: FilterFields, name: string, location: (string | number)[]): Resolved {
-  const direct = fields[name];
+  // Field definitions only: `constructor`, `toString` or `__proto__` reach Object.prototype members, which
+  // must be unknown fields, not SQL. (Shape, not hasOwn: field sets may be proxies answering any name.)
+  const own = (key: string): FilterField | undefined => {
+    const f: unknown = fields[key];
+    return f !== null && typeof f === 'object' && typeof (f as FilterField).sql === 'string' ? (f as FilterField) : undefined;
+  };
+  const direct = own(name);
   if (direct) {
     return direct.kind === 'json'
       ? { sql: direct.sql, text: `(${direct.sql} #>> '{}')`, kind: 'json' }
       : { sql: direct.sql, text: `(${direct.sql})::text`, kind: direct.kind };
   }
   const dot = name.indexOf('.');
-  const base = dot > 0 ? fields[name.slice(0, dot)] : undefined;
+  const base = dot > 0 ? own(name.slice(0, dot)) : undefined;
   if (base?.kind === 'json') {
     const path = name.slice(dot + 1).split('.');
     if (path.length <= 8 && path.every((p) => PATH_SEGMENT.test(p))) {

@@ -188,6 +188,11 @@ for (const backend of BACKENDS) {
       const unknown = thrown(() => compileFilters({ colour: 'red' }, FIELDS, new SqlParams()));
       expect(unknown.status).toBe(422);
       expect(unknown.message).toContain('colour');
+      // Names of Object.prototype members are unknown fields too, not a way into SQL.
+      for (const name of ['constructor', 'toString', '__proto__', 'constructor.name', 'hasOwnProperty']) {
+        expect(thrown(() => compileFilters({ [name]: 'x' }, FIELDS, new SqlParams())).status).toBe(422);
+        expect(thrown(() => compileSort({ field: name, direction: 'asc' }, FIELDS, 'id', 'id')).status).toBe(422);
+      }
       expect(thrown(() => compileFilters(cond('n', 'near', 1), FIELDS, new SqlParams())).status).toBe(422);
       expect(thrown(() => compileFilters({ n: { $near: 1 } }, FIELDS, new SqlParams())).status).toBe(400);
       expect(thrown(() => compileFilters([{ n: 1 }], FIELDS, new SqlParams())).status).toBe(400);
