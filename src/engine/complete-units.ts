@@ -45,6 +45,9 @@ export interface CompleteResult {
  *   `json_to_recordset`; per-statement cost, not per-row cost, dominates here.
  * - Atomic: a unit is never completed without its documents, nor its documents visible without the
  *   downstream units that read them, so a tier can be judged finished from `units` alone.
+ * - Units are found by `id = ANY($2)` (primary key) and their counts picked by `array_position`: joined to
+ *   JSON records instead, the planner scanned every running unit per record, or re-parsed the JSON per
+ *   unit — 15–30 ms instead of ~2 ms for 250 units.
  * - `done` keeps only units still `running` under this owner's lease. A canceled unit, or one whose lease
  *   ran out and another worker took, contributes nothing: documents and downstream units join on `done`.
  * - Re-runs replace: documents of the unit's (collection, source) that this run did not produce again are
@@ -66,13 +69,12 @@ export async function completeUnits(
   const rows = await q.query<{ id: number; batch_id: string; queued: number }>(
     `WITH done AS (
        UPDATE units u
-          SET status = 'completed', documents_written = r.documents_written, completed_at = now(), updated_at = now(),
-              lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now()
-         FROM json_to_recordset($2::json) AS r(id bigint, documents_written integer)
-        WHERE u.id = r.id AND u.status = 'running' AND u.lease_owner = $1
+          SET status = 'completed', documents_written = ($3::integer[])[array_position($2::bigint[], u.id)],
+              completed_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now()
+        WHERE u.id = ANY($2::bigint[]) AND u.status = 'running' AND u.lease_owner = $1
        RETURNING u.id, u.batch_id, u.collection_id, u.source_id
      ), docs AS (
-       SELECT d.* FROM json_to_recordset($3::json) AS d(
+       SELECT d.* FROM json_to_recordset($4::json) AS d(
          unit_id bigint, id text, organization_id text, namespace_id text, collection_id text, source_type text,
          source_id text, position integer, root_object_id text, root_bucket_id text, batch_id text,
          fields jsonb, vectors jsonb, lineage jsonb)
@@ -93,7 +95,7 @@ export async function completeUnits(
      ), queued AS (
        INSERT INTO units (batch_id, collection_id, tier_num, source_type, source_id, root_object_id)
        SELECT n.batch_id, n.collection_id, n.tier_num, 'document', n.source_id, n.root_object_id
-         FROM json_to_recordset($4::json) AS n(parent_unit_id bigint, batch_id text, collection_id text, tier_num integer,
+         FROM json_to_recordset($5::json) AS n(parent_unit_id bigint, batch_id text, collection_id text, tier_num integer,
                                                source_id text, root_object_id text)
          JOIN done ON done.id = n.parent_unit_id
          JOIN collections c ON c.id = n.collection_id
@@ -104,7 +106,7 @@ export async function completeUnits(
      )
      SELECT done.id, done.batch_id, (SELECT count(*) FROM queued)::int AS queued, (SELECT count(*) FROM woken)::int AS woken
        FROM done`,
-    [owner, JSON.stringify(units), JSON.stringify(documents), JSON.stringify(downstream)],
+    [owner, units.map((u) => u.id), units.map((u) => u.documents_written), JSON.stringify(documents), JSON.stringify(downstream)],
   );
   return { completed: rows.map((r) => ({ id: r.id, batch_id: r.batch_id })), queued: rows[0]?.queued ?? 0 };
 }

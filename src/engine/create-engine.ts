@@ -163,6 +163,14 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     try {
       if (!plan || !batch) return { kind: 'dropped', unit }; // collection or batch deleted meanwhile
       if (source instanceof PermanentError) throw source;
+      // Batch object ids may be stored unchecked (`skip_validation`): only objects of the batch's own bucket
+      // are ever read, so an id from elsewhere is as good as missing.
+      if (unit.source_type === 'object' && source.rootBucketId !== batch.bucket_id) {
+        throw new PermanentError(`source object ${unit.source_id} is not in bucket ${batch.bucket_id}`, {
+          code: 'source_missing',
+          category: 'dependency',
+        });
+      }
       if (!extractor) {
         throw new PermanentError(`feature extractor ${plan.extractor_id} is not available on this worker`, {
           code: 'extractor_not_found',

@@ -30,7 +30,9 @@ export interface FailedAttempt {
 export const ERROR_HISTORY_LIMIT = 10;
 
 /**
- * Records failed attempts of units this owner holds: each goes back to `pending` with its backoff, or to
+ * Records failed attempts of units this owner holds (the JSON parsed once into a materialized CTE, and the
+ * ids repeated as an array so units are reached by primary key; see completeUnits for what happens
+ * otherwise): each goes back to `pending` with its backoff, or to
  * `failed`. One statement for any number of units (inputs as one JSON array). Units no longer held under
  * this owner's lease (canceled, or taken over after the lease ran out) are left alone. The error history
  * is appended to and trimmed to the newest {@link ERROR_HISTORY_LIMIT} entries in the same update, so it
@@ -39,7 +41,10 @@ export const ERROR_HISTORY_LIMIT = 10;
 export async function failUnits(q: Queryable, owner: string, attempts: FailedAttempt[]): Promise<{ id: number; batch_id: string; status: string }[]> {
   if (attempts.length === 0) return [];
   return q.query(
-    `UPDATE units u
+    `WITH f AS MATERIALIZED (
+       SELECT * FROM json_to_recordset($2::json) AS f(id bigint, status text, delay_ms double precision, rate_limited boolean, error jsonb)
+     )
+     UPDATE units u
         SET status = f.status,
             next_attempt_at = now() + make_interval(secs => f.delay_ms / 1000),
             rate_limited_attempts = u.rate_limited_attempts + CASE WHEN f.rate_limited THEN 1 ELSE 0 END,
@@ -51,9 +56,9 @@ export async function failUnits(q: Queryable, owner: string, attempts: FailedAtt
             lease_owner = NULL, lease_expires_at = NULL,
             completed_at = CASE WHEN f.status = 'failed' THEN now() END,
             updated_at = now()
-       FROM json_to_recordset($2::json) AS f(id bigint, status text, delay_ms double precision, rate_limited boolean, error jsonb)
-      WHERE u.id = f.id AND u.status = 'running' AND u.lease_owner = $1
+       FROM f
+      WHERE u.id = ANY($3::bigint[]) AND u.id = f.id AND u.status = 'running' AND u.lease_owner = $1
       RETURNING u.id, u.batch_id, u.status`,
-    [owner, JSON.stringify(attempts)],
+    [owner, JSON.stringify(attempts), attempts.map((a) => a.id)],
   );
 }

@@ -4,12 +4,14 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-zod';
 import { apiKeyRoutes } from '../api-keys/routes.js';
 import type { BlobStore } from '../blobs/blob-store.js';
+import { batchRoutes } from '../batches/routes.js';
 import { bucketRoutes } from '../buckets/routes.js';
 import { collectionRoutes } from '../collections/routes.js';
 import type { ExtractorRegistry } from '../extractors/extractor.js';
 import { createExtractorRegistry } from '../extractors/registry.js';
 import { authenticate } from '../auth/authenticate.js';
 import type { Db } from '../db/db.js';
+import { documentRoutes } from '../documents/routes.js';
 import { ApiError, badRequest, show } from '../errors/registry.js';
 import { healthRoutes } from '../health/routes.js';
 import { namespaceRoutes } from '../namespaces/routes.js';
@@ -154,8 +156,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   bucketRoutes(app, deps);
   objectRoutes(app, deps);
   uploadRoutes(app, deps);
+  batchRoutes(app, deps);
   taskRoutes(app, db);
   collectionRoutes(app, deps, deps.extractors);
+  documentRoutes(app, deps);
   options.extraRoutes?.(app, deps);
   await app.ready();
   return app;

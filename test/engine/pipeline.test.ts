@@ -1,0 +1,319 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { Extractor, ExtractorRegistry } from '../../src/extractors/extractor.js';
+import { createExtractorRegistry } from '../../src/extractors/registry.js';
+import { type DocumentLineage, documentId } from '../../src/documents/document-shape.js';
+import type { UnitError } from '../../src/engine/fail-units.js';
+import type { Engine } from '../../src/engine/create-engine.js';
+import { chunkText } from '../../src/extractors/text-chunker.js';
+import { offlineEmbedding } from '../../src/extractors/offline-embedding.js';
+import { drain, testEngine } from '../helpers/engine.js';
+import { createTestContext, type TestContext } from '../helpers/test-app.js';
+import { BACKENDS } from '../helpers/test-db.js';
+
+const NS = 'pipeline_tests';
+const OBJECTS = 120;
+const CHUNK = { splitBy: 'words' as const, chunkSize: 6, chunkOverlap: 0 };
+
+/** A body of 3–20 words that differs per object, so chunk counts differ too. */
+function bodyOf(i: number): string {
+  const words = Array.from({ length: 3 + ((i * 7) % 18) }, (_, w) => `w${i}x${w}`);
+  return words.join(' ');
+}
+
+interface TierTask {
+  tier_num: number;
+  status: string;
+  collection_ids: string[];
+  source_type: string;
+  source_collection_ids: string[] | null;
+  started_at: string | null;
+  completed_at: string | null;
+  documents_written: number | null;
+  units_total: number;
+  units_completed: number;
+  units_failed: number;
+  units_pending: number;
+}
+
+/** An extractor that holds every unit until the test opens it, and counts aborts. */
+function gateExtractor() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const state = {
+    started: 0,
+    aborted: 0,
+    open,
+    extractor: {
+      name: 'gate_extractor',
+      version: 'v1',
+      id: 'gate_extractor_v1',
+      description: 'Waits until the test lets it go.',
+      parameters: z.object({ extractor_type: z.string().optional() }),
+      supportedInputTypes: ['text'],
+      inputSchema: {},
+      outputSchema: () => ({}),
+      positionFields: [],
+      async run({ input, signal }) {
+        state.started++;
+        await new Promise<void>((resolve, reject) => {
+          void opened.then(resolve);
+          signal.addEventListener('abort', () => {
+            state.aborted++;
+            reject(signal.reason);
+          });
+        });
+        return [{ ...input }];
+      },
+    } satisfies Extractor,
+  };
+  return state;
+}
+
+for (const backend of BACKENDS) {
+  describe(`pipeline: bucket → text_extractor → passthrough (${backend.name})`, () => {
+    const gate = gateExtractor();
+    const registry: ExtractorRegistry = new Map([
+      ...createExtractorRegistry({ allowPrivateUrls: true }),
+      [gate.extractor.id, gate.extractor as Extractor],
+    ]);
+    let t: TestContext;
+    let engine: Engine;
+    let bucketId: string;
+    let chunksId: string;
+    let copiesId: string;
+    const objectIds: string[] = [];
+
+    const call = async (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown) =>
+      t.call({ method, url, payload: payload as Record<string, unknown>, headers: { 'x-namespace': NS } });
+    const ok = async (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown) => {
+      const res = await call(method, url, payload);
+      expect(res.statusCode, `${method} ${url}: ${res.body}`).toBe(200);
+      return res.json();
+    };
+    const submitBatch = async (ids: string[]) => {
+      const batch = await ok('POST', `/v1/buckets/${bucketId}/batches`, { object_ids: ids });
+      const task = await ok('POST', `/v1/buckets/${bucketId}/batches/${batch.batch_id}/submit`, {});
+      return { batchId: batch.batch_id as string, task };
+    };
+
+    beforeAll(async () => {
+      t = await createTestContext(backend, { extractors: registry });
+      engine = await testEngine(t.db, t.blobs, { extractors: registry });
+      await ok('POST', '/v1/namespaces', { namespace_name: NS, feature_extractors: [{ feature_extractor_name: 'text_extractor', version: 'v1' }] });
+      const bucket = await ok('POST', '/v1/buckets', {
+        bucket_name: 'articles',
+        bucket_schema: { properties: { title: { type: 'string' }, body: { type: 'text' } } },
+      });
+      bucketId = bucket.bucket_id;
+      const chunks = await ok('POST', '/v1/collections', {
+        collection_name: 'chunks',
+        source: { type: 'bucket', bucket_ids: [bucketId] },
+        feature_extractor: {
+          feature_extractor_name: 'text_extractor',
+          version: 'v1',
+          parameters: { split_by: 'words', chunk_size: CHUNK.chunkSize, chunk_overlap: 0 },
+          input_mappings: { text: 'body' },
+          field_passthrough: [{ source_path: 'title' }],
+        },
+      });
+      chunksId = chunks.collection_id;
+      const copies = await ok('POST', '/v1/collections', {
+        collection_name: 'copies',
+        source: { type: 'collection', collection_ids: [chunksId] },
+        feature_extractor: { feature_extractor_name: 'passthrough_extractor', version: 'v1', input_mappings: { text: 'text', title: 'title' } },
+      });
+      copiesId = copies.collection_id;
+      for (let start = 0; start < OBJECTS; start += 100) {
+        const objects = Array.from({ length: Math.min(100, OBJECTS - start) }, (_, k) => ({
+          metadata: { title: `article ${start + k}` },
+          blobs: [{ property: 'body', type: 'text', data: bodyOf(start + k) }],
+        }));
+        const res = await ok('POST', `/v1/buckets/${bucketId}/objects/batch`, { objects });
+        for (const o of res.succeeded) objectIds.push(o.object_id);
+      }
+      expect(objectIds).toHaveLength(OBJECTS);
+    }, 120_000);
+
+    afterAll(async () => {
+      await engine?.close();
+      await t?.close();
+    });
+
+    it('runs a submitted batch through both tiers to COMPLETED with the exact documents and lineage', async () => {
+      const { batchId, task } = await submitBatch(objectIds);
+      expect(task.task_type).toBe('api_buckets_batches_process');
+      expect(task.status).toBe('PENDING');
+
+      const submitted = await ok('GET', `/v1/buckets/${bucketId}/batches/${batchId}`);
+      expect(submitted.status).toBe('PENDING');
+      expect(submitted.dag_tiers).toEqual([[chunksId], [copiesId]]);
+      expect(submitted.total_tiers).toBe(2);
+
+      await drain(engine, t.db);
+
+      // Expected documents, computed independently from the chunker and the ids' definition.
+      const expectedChunks = objectIds.flatMap((objectId, i) =>
+        chunkText(bodyOf(i), CHUNK).map((c) => ({ objectId, i, ...c, id: documentId(chunksId, objectId, String(c.chunk_index)) })),
+      );
+      const chunkDocs = await t.db.query<{ id: string; source_id: string; fields: Record<string, unknown>; vectors: Record<string, number[]>; lineage: DocumentLineage }>(
+        'SELECT id, source_id, fields, vectors, lineage FROM documents WHERE collection_id = $1 ORDER BY id',
+        [chunksId],
+      );
+      expect(chunkDocs.map((d) => d.id).sort()).toEqual(expectedChunks.map((c) => c.id).sort());
+      const byId = new Map(chunkDocs.map((d) => [d.id, d]));
+      for (const c of expectedChunks) {
+        const d = byId.get(c.id)!;
+        expect(d.fields).toEqual({ title: `article ${c.i}`, text: c.text, chunk_index: c.chunk_index });
+        expect(d.vectors.embedding).toEqual(offlineEmbedding(c.text));
+        expect(d.lineage).toMatchObject({
+          root_object_id: c.objectId,
+          root_bucket_id: bucketId,
+          source_type: 'bucket',
+          source_object_id: c.objectId,
+          source_document_id: null,
+          path: `${bucketId}/${chunksId}`,
+        });
+        expect(d.lineage.chain).toEqual([{ collection_id: chunksId, feature_extractor_id: 'text_extractor_v1', document_id: c.id, timestamp: expect.any(String) }]);
+      }
+
+      const copyDocs = await t.db.query<{ id: string; source_id: string; fields: Record<string, unknown>; lineage: DocumentLineage }>(
+        'SELECT id, source_id, fields, lineage FROM documents WHERE collection_id = $1',
+        [copiesId],
+      );
+      expect(copyDocs).toHaveLength(expectedChunks.length);
+      const copyBySource = new Map(copyDocs.map((d) => [d.source_id, d]));
+      for (const c of expectedChunks) {
+        const d = copyBySource.get(c.id)!;
+        expect(d.id).toBe(documentId(copiesId, c.id, 0));
+        expect(d.fields).toEqual({ text: c.text, title: `article ${c.i}` });
+        expect(d.lineage).toMatchObject({
+          root_object_id: c.objectId,
+          root_bucket_id: bucketId,
+          source_type: 'collection',
+          source_object_id: null,
+          source_document_id: c.id,
+          source_collection_id: chunksId,
+          path: `${bucketId}/${chunksId}/${copiesId}`,
+        });
+        expect(d.lineage.chain.map((s) => [s.collection_id, s.document_id])).toEqual([
+          [chunksId, c.id],
+          [copiesId, d.id],
+        ]);
+      }
+
+      const batch = await ok('GET', `/v1/buckets/${bucketId}/batches/${batchId}`);
+      expect(batch.status).toBe('COMPLETED');
+      expect(batch.error_summary ?? null).toBeNull();
+      const tiers = batch.tier_tasks as TierTask[];
+      expect(tiers.map((x) => [x.tier_num, x.status, x.collection_ids, x.source_type])).toEqual([
+        [0, 'COMPLETED', [chunksId], 'bucket'],
+        [1, 'COMPLETED', [copiesId], 'collection'],
+      ]);
+      expect(tiers[1]!.source_collection_ids).toEqual([chunksId]);
+      expect(tiers[0]).toMatchObject({ units_total: OBJECTS, units_completed: OBJECTS, units_failed: 0, units_pending: 0, documents_written: expectedChunks.length });
+      expect(tiers[1]).toMatchObject({
+        units_total: expectedChunks.length,
+        units_completed: expectedChunks.length,
+        units_failed: 0,
+        units_pending: 0,
+        documents_written: expectedChunks.length,
+      });
+      for (const tier of tiers) {
+        expect(Date.parse(tier.completed_at!)).toBeGreaterThanOrEqual(Date.parse(tier.started_at!));
+      }
+      // Tier 1 cannot finish before tier 0 does.
+      expect(Date.parse(tiers[1]!.completed_at!)).toBeGreaterThanOrEqual(Date.parse(tiers[0]!.completed_at!));
+
+      const followed = await ok('GET', `/v1/tasks/${task.task_id}`);
+      expect(followed.status).toBe('COMPLETED');
+    }, 120_000);
+
+    it('a second batch over the same objects replaces documents and never duplicates them', async () => {
+      const before = await t.db.query<{ id: string; fields: unknown; created_at: Date }>(
+        'SELECT id, fields, created_at FROM documents WHERE collection_id = ANY($1::text[]) ORDER BY id',
+        [[chunksId, copiesId]],
+      );
+      const { batchId } = await submitBatch(objectIds.slice(0, 40));
+      await drain(engine, t.db);
+      const after = await t.db.query<{ id: string; fields: unknown; created_at: Date; batch_id: string }>(
+        'SELECT id, fields, created_at, batch_id FROM documents WHERE collection_id = ANY($1::text[]) ORDER BY id',
+        [[chunksId, copiesId]],
+      );
+      expect(after.map((d) => d.id)).toEqual(before.map((d) => d.id));
+      expect(after.map((d) => d.fields)).toEqual(before.map((d) => d.fields));
+      const rewritten = after.filter((d) => d.batch_id === batchId);
+      const expected = objectIds.slice(0, 40).reduce((n, _, i) => n + chunkText(bodyOf(i), CHUNK).length, 0);
+      expect(rewritten).toHaveLength(expected * 2);
+      const batch = await ok('GET', `/v1/buckets/${bucketId}/batches/${batchId}`);
+      expect(batch.status).toBe('COMPLETED');
+    }, 120_000);
+
+    it('a unit whose source object was deleted fails as dependency/source_missing; the rest complete', async () => {
+      const victim = objectIds[5]!;
+      const batch = await ok('POST', `/v1/buckets/${bucketId}/batches`, { object_ids: [victim, objectIds[6]!] });
+      await ok('DELETE', `/v1/buckets/${bucketId}/objects/${victim}`);
+      await ok('POST', `/v1/buckets/${bucketId}/batches/${batch.batch_id}/submit`, {});
+      await drain(engine, t.db);
+      const got = await ok('GET', `/v1/buckets/${bucketId}/batches/${batch.batch_id}`);
+      expect(got.status).toBe('COMPLETED_WITH_ERRORS');
+      expect(got.error_summary).toEqual({ dependency: 1 });
+      const [unit] = await t.db.query<{ status: string; last_error: UnitError; attempts: number }>(
+        'SELECT status, last_error, attempts FROM units WHERE batch_id = $1 AND source_id = $2',
+        [batch.batch_id, victim],
+      );
+      expect(unit).toMatchObject({ status: 'failed', attempts: 1 });
+      expect(unit!.last_error).toMatchObject({ error_type: 'dependency', transient: false, code: 'source_missing', tier_num: 0, collection_id: chunksId });
+      expect(unit!.last_error.message).toContain(victim);
+      expect(got.tier_tasks[0].status).toBe('COMPLETED_WITH_ERRORS');
+      expect(got.tier_tasks[1].status).toBe('COMPLETED');
+    }, 60_000);
+
+    it('cancel stops new work at once: running units are aborted, waiting ones never run', async () => {
+      const bucket = await ok('POST', '/v1/buckets', { bucket_name: 'gated', bucket_schema: { properties: { body: { type: 'text' } } } });
+      const gated = await ok('POST', '/v1/collections', {
+        collection_name: 'gated',
+        source: { type: 'bucket', bucket_ids: [bucket.bucket_id] },
+        feature_extractor: { feature_extractor_name: 'gate_extractor', version: 'v1' },
+      });
+      const created = await ok('POST', `/v1/buckets/${bucket.bucket_id}/objects/batch`, {
+        objects: Array.from({ length: 30 }, (_, i) => ({ blobs: [{ property: 'body', type: 'text', data: `gated ${i}` }] })),
+      });
+      const ids = (created.succeeded as { object_id: string }[]).map((o) => o.object_id);
+      const batch = await ok('POST', `/v1/buckets/${bucket.bucket_id}/batches`, { object_ids: ids });
+      const task = await ok('POST', `/v1/buckets/${bucket.bucket_id}/batches/${batch.batch_id}/submit`, {});
+      // A short lease: if the cancel notification were lost, lease renewal would still notice within a second.
+      const slow = await testEngine(t.db, t.blobs, { extractors: registry, claimLimit: 8, leaseMs: 3000 });
+      try {
+        const round = slow.runOnce(2);
+        for (let i = 0; i < 500 && gate.started < 2; i++) await new Promise((r) => setTimeout(r, 10));
+        expect(gate.started).toBe(2);
+        const cancel = await ok('POST', `/v1/buckets/${bucket.bucket_id}/batches/${batch.batch_id}/cancel`);
+        expect(cancel.status).toBe('CANCELED');
+        expect(cancel.task_id).toBe(task.task_id);
+        // The round ends although the gate never opens: the two running units were aborted.
+        await round;
+        expect(gate.aborted).toBe(2);
+        expect(gate.started).toBe(2);
+        const states = await t.db.query<{ status: string; n: number }>(
+          'SELECT status, count(*)::int AS n FROM units WHERE batch_id = $1 GROUP BY status',
+          [batch.batch_id],
+        );
+        expect(states).toEqual([{ status: 'canceled', n: 30 }]);
+        const [docs] = await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM documents WHERE collection_id = $1', [gated.collection_id]);
+        expect(docs!.n).toBe(0);
+        // Later rounds find nothing of it.
+        expect(await slow.runOnce(2)).toBe(0);
+        const got = await ok('GET', `/v1/buckets/${bucket.bucket_id}/batches/${batch.batch_id}`);
+        expect(got.status).toBe('CANCELED');
+        expect(got.tier_tasks[0].status).toBe('CANCELED');
+        expect((await ok('GET', `/v1/tasks/${task.task_id}`)).status).toBe('CANCELED');
+      } finally {
+        gate.open();
+        await slow.close();
+      }
+    }, 60_000);
+  });
+}
