@@ -3,6 +3,7 @@
  * SLUICE_BENCH_DATABASE_URL (or SLUICE_TEST_DATABASE_URL) is set, on PostgreSQL in a scratch database.
  * Machines here are small and noisy: compare ratios within one run, not absolute numbers across runs.
  */
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { migrate } from '../src/db/migrate.js';
 import { openPgDb } from '../src/db/pg-db.js';
@@ -10,12 +11,15 @@ import { openPgliteDb } from '../src/db/pglite-db.js';
 import type { Db } from '../src/db/db.js';
 import { randomBase36 } from '../src/ids/new-id.js';
 import { benchRequests } from './requests.js';
+import { benchPipeline } from './pipeline.js';
 import { benchRoundTrip } from './round-trip.js';
 import { benchUploads } from './uploads.js';
 
 export interface BenchTarget {
   name: string;
   db: Db;
+  /** Connection string, for benchmarks that start worker processes (PostgreSQL only). */
+  url?: string;
 }
 
 async function targets(): Promise<{ list: BenchTarget[]; cleanup: () => Promise<void> }> {
@@ -34,7 +38,7 @@ async function targets(): Promise<{ list: BenchTarget[]; cleanup: () => Promise<
     u.pathname = `/${name}`;
     const db = await openPgDb({ connectionString: u.toString(), max: 10 });
     await migrate(db);
-    list.push({ name: 'postgres', db });
+    list.push({ name: 'postgres', db, url: u.toString() });
     cleanups.push(async () => {
       await db.close();
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
@@ -49,14 +53,24 @@ async function targets(): Promise<{ list: BenchTarget[]; cleanup: () => Promise<
   };
 }
 
+// Worker processes run the built CLI: build it first when the sources are newer.
+execFileSync(process.execPath, ['scripts/ensure-built.mjs'], { stdio: 'inherit' });
+const BENCHES: Record<string, (target: BenchTarget) => Promise<void>> = {
+  'round-trip': benchRoundTrip,
+  requests: benchRequests,
+  uploads: benchUploads,
+  pipeline: benchPipeline,
+};
+// SLUICE_BENCH_ONLY=pipeline,requests runs a subset.
+const only = process.env.SLUICE_BENCH_ONLY?.split(',').map((s) => s.trim());
 const { list, cleanup } = await targets();
 console.log(`sluice bench — node ${process.version}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`);
 try {
   for (const target of list) {
     console.log(`\n== ${target.name}`);
-    await benchRoundTrip(target);
-    await benchRequests(target);
-    await benchUploads(target);
+    for (const [name, run] of Object.entries(BENCHES)) {
+      if (!only || only.includes(name)) await run(target);
+    }
   }
 } finally {
   await cleanup();
