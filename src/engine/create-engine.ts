@@ -333,10 +333,13 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     const queue: (() => Promise<void>)[] = [];
     let running = 0;
     let wakeLoop: (() => void) | undefined;
+    // A signal that arrives while the loop is busy is kept, so the loop does not then sleep through it.
+    let signalled = false;
     const signalLoop = () => {
       const w = wakeLoop;
       wakeLoop = undefined;
-      w?.();
+      if (w) w();
+      else signalled = true;
     };
     const pump = () => {
       while (running < concurrency && queue.length > 0) {
@@ -350,6 +353,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     };
     moreWork = true;
     let firstFinishedAt = 0;
+    let writing = 0;
+    let writes: Promise<void> = Promise.resolve();
 
     const claimAndStart = async (want: number): Promise<number> => {
       const claimed = await claimUnits(db, owner, want, leaseMs);
@@ -387,9 +392,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     };
 
     while (true) {
-      if (claiming && moreWork && inFlight.size <= limit / 2) {
+      // Units being written still hold leases (they stay in `inFlight`) but no longer take a running slot.
+      const active = inFlight.size - writing;
+      if (claiming && moreWork && active <= limit / 2) {
         try {
-          claimedTotal += await claimAndStart(limit - inFlight.size);
+          claimedTotal += await claimAndStart(limit - active);
         } catch (err) {
           // Units already in flight still finish and are written; the next round tries again.
           moreWork = false;
@@ -397,17 +404,29 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         }
       }
       if (inFlight.size === 0) break;
-      const due = finished.length > 0 && (finished.length >= inFlight.size || finished.length >= limit / 2 || Date.now() - firstFinishedAt >= flushIntervalMs);
+      const due =
+        finished.length > 0 &&
+        (finished.length >= active || finished.length >= limit / 2 || Date.now() - firstFinishedAt >= flushIntervalMs);
       if (due) {
-        const batch = finished.splice(0, finished.length);
-        try {
-          await flush(batch);
-        } catch (err) {
-          // Nothing of these units was written: they stay `running` until their leases run out, then run again.
-          options.onError?.(err);
-        } finally {
-          for (const o of batch) inFlight.delete(o.unit.id);
-        }
+        // Writes run one at a time but in the background: the next claim and the extractors overlap with
+        // them (on PostgreSQL a second pooled connection; on PGlite they simply queue).
+        const group = finished.splice(0, finished.length);
+        writing += group.length;
+        writes = writes
+          .then(() => flush(group))
+          .catch((err) => {
+            // Nothing of these units was written: they stay `running` until their leases run out, then run again.
+            options.onError?.(err);
+          })
+          .finally(() => {
+            for (const o of group) inFlight.delete(o.unit.id);
+            writing -= group.length;
+            signalLoop();
+          });
+        continue;
+      }
+      if (signalled) {
+        signalled = false;
         continue;
       }
       await new Promise<void>((resolve) => {
