@@ -1,8 +1,9 @@
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifySchemaCompiler } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { type AutoProcessOutcome, autoProcess, checkAutoProcess } from '../batches/auto-process.js';
 import { requireBucket } from '../buckets/service.js';
-import { type ApiError, badRequest, type ValidationIssue, validationFailed } from '../errors/registry.js';
+import { type ApiError, type ValidationIssue, validationFailed } from '../errors/registry.js';
 import type { AppDeps } from '../http/app.js';
 import { ListQuery } from '../http/pagination.js';
 import { zodValidatorCompiler } from '../http/zod-validator.js';
@@ -25,12 +26,17 @@ import {
 } from './schema.js';
 import { type CreateObjectBody, createObject, createObjectsBatch, deleteObject, getObject, updateObject } from './service.js';
 
-/** Sluice has no processing engine yet: batches (and so `auto_process`) arrive with it. */
-function refuseAutoProcess(autoProcess: boolean): void {
-  if (autoProcess) {
-    throw badRequest('auto_process=true needs the processing engine, which is not available yet; create objects without it', {
-      parameter: 'auto_process',
-    });
+/**
+ * `auto_process=true`: the batch made for the new objects is named in response headers (Mixpeek's object
+ * responses have no field for it); if it could not be made, the objects stay and the reason is given instead.
+ */
+function reportAutoProcess(reply: FastifyReply, outcome: AutoProcessOutcome | undefined): void {
+  if (!outcome) return;
+  if ('error' in outcome) {
+    reply.header('x-sluice-auto-process-error', outcome.error.replace(/[^\x20-\x7e]/g, '?').slice(0, 500));
+  } else {
+    reply.header('x-sluice-batch-id', outcome.batchId);
+    reply.header('x-sluice-task-id', outcome.taskId);
   }
 }
 
@@ -78,11 +84,13 @@ export function objectRoutes(app: FastifyInstance, deps: AppDeps): void {
       body: CreateObjectRequest,
       response: { 200: ObjectResponse },
     },
-    handler: async (req) => {
-      refuseAutoProcess(req.query.auto_process);
+    handler: async (req, reply) => {
       const scope = scopeOf(req);
       const bucket = await requireBucket(db, scope, req.params.bucket_identifier);
-      return createObject(deps, scope, bucket, req.body, req.query.policy);
+      if (req.query.auto_process) await checkAutoProcess(db, scope, bucket);
+      const created = await createObject(deps, scope, bucket, req.body, req.query.policy);
+      if (req.query.auto_process) reportAutoProcess(reply, await autoProcess(db, scope, bucket, [created.object_id]));
+      return created;
     },
   });
 
@@ -98,13 +106,17 @@ export function objectRoutes(app: FastifyInstance, deps: AppDeps): void {
       body: CreateObjectsBatchRequest,
       response: { 200: CreateObjectsBatchResponse },
     },
-    handler: async (req) => {
-      refuseAutoProcess(req.query.auto_process);
+    handler: async (req, reply) => {
       const scope = scopeOf(req);
       const bucket = await requireBucket(db, scope, req.params.bucket_identifier);
+      if (req.query.auto_process) await checkAutoProcess(db, scope, bucket);
       const raw = (req.body as unknown as { objects: unknown[] }).objects;
       const items = raw.map((data, index) => ({ index, ...checkBatchItem(data, index) }));
-      return createObjectsBatch(deps, scope, bucket, items, req.query.policy);
+      const result = await createObjectsBatch(deps, scope, bucket, items, req.query.policy);
+      if (req.query.auto_process) {
+        reportAutoProcess(reply, await autoProcess(db, scope, bucket, result.succeeded.map((o) => o.object_id)));
+      }
+      return result;
     },
   });
 

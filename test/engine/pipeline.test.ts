@@ -271,6 +271,38 @@ for (const backend of BACKENDS) {
       expect(got.tier_tasks[1].status).toBe('COMPLETED');
     }, 60_000);
 
+    it('auto_process=true creates and submits a batch for new objects, single and batch create', async () => {
+      const one = await call('POST', `/v1/buckets/${bucketId}/objects?auto_process=true`, {
+        metadata: { title: 'auto one' },
+        blobs: [{ property: 'body', type: 'text', data: 'alpha beta gamma' }],
+      });
+      expect(one.statusCode, one.body).toBe(200);
+      const batchId = one.headers['x-sluice-batch-id'] as string;
+      expect(batchId).toMatch(/^btch_/);
+      expect(one.headers['x-sluice-task-id']).toMatch(/^task_/);
+      const many = await call('POST', `/v1/buckets/${bucketId}/objects/batch?auto_process=true`, {
+        objects: [
+          { metadata: { title: 'auto two' }, blobs: [{ property: 'body', type: 'text', data: 'delta epsilon' }] },
+          { metadata: { title: 'bad' }, blobs: [{ property: 'nope', type: 'text', data: 'x' }] },
+          { metadata: { title: 'auto three' }, blobs: [{ property: 'body', type: 'text', data: 'zeta eta theta' }] },
+        ],
+      });
+      expect(many.statusCode, many.body).toBe(200);
+      expect(many.json().failed_count).toBe(1);
+      const batch2 = many.headers['x-sluice-batch-id'] as string;
+      const submitted = await ok('GET', `/v1/buckets/${bucketId}/batches/${batch2}`);
+      // Only the objects that were created are in the batch.
+      expect(submitted.object_ids).toEqual(many.json().succeeded.map((o: { object_id: string }) => o.object_id));
+      expect(submitted.status).toBe('PENDING');
+      await drain(engine, t.db);
+      for (const id of [batchId, batch2]) expect((await ok('GET', `/v1/buckets/${bucketId}/batches/${id}`)).status).toBe('COMPLETED');
+      const [row] = await t.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM documents WHERE collection_id = $1 AND fields->>'title' LIKE 'auto %'`,
+        [chunksId],
+      );
+      expect(row!.n).toBe(3);
+    }, 60_000);
+
     it('cancel stops new work at once: running units are aborted, waiting ones never run', async () => {
       const bucket = await ok('POST', '/v1/buckets', { bucket_name: 'gated', bucket_schema: { properties: { body: { type: 'text' } } } });
       const gated = await ok('POST', '/v1/collections', {

@@ -427,9 +427,12 @@ for (const backend of BACKENDS) {
         await createOk('required_blob', { blobs: [{ property: 'photo', type: 'image', data: 'https://x.test/p.png' }] });
       });
 
-      it('answers 400 for auto_process=true (no processing engine yet) and 404 for an unknown bucket', async () => {
+      it('answers 400 for auto_process=true when no collection reads the bucket (writing nothing), and 404 for an unknown bucket', async () => {
+        const before = await snapshot();
         const error = expectEnvelope(await create('media', { metadata: { title: 'x' } }, '?auto_process=true'), 400, 'BadRequestError');
         expect(error.message).toContain('auto_process');
+        expect(error.message).toContain('no enabled collection reads bucket "media"');
+        await expectUnchanged(before);
         expectEnvelope(await create('no_such_bucket', { metadata: { title: 'x' } }), 404, 'NotFoundError');
         const other = await t.call({ method: 'POST', url: `/v1/buckets/${buckets.media!.bucket_id}/objects`, payload: {}, headers: {} });
         expectEnvelope(other, 400, 'BadRequestError');
@@ -629,9 +632,11 @@ for (const backend of BACKENDS) {
         expect(upd.failed).toEqual([{ object_index: 1, error: expect.stringContaining('"nope"'), error_type: 'NotFoundError' }]);
       });
 
-      it('answers 400 for auto_process=true', async () => {
+      it('answers 400 for auto_process=true when no collection reads the bucket, writing nothing', async () => {
+        const before = await snapshot();
         const res = await call('POST', '/v1/buckets/plain_batch/objects/batch?auto_process=true', { objects: [{ metadata: { title: 'x' } }] });
-        expectEnvelope(res, 400, 'BadRequestError');
+        expect(expectEnvelope(res, 400, 'BadRequestError').message).toContain('plain_batch');
+        await expectUnchanged(before);
       });
     });
 
