@@ -23,6 +23,13 @@ export const CANCEL_CHANNEL = 'sluice_cancel';
  */
 export const MAX_RATE_LIMITED_ATTEMPTS = 50;
 
+/**
+ * Longest a unit waits for its next automatic attempt, whatever an upstream's `Retry-After` asks. Without a
+ * ceiling an absurd value (`Retry-After: 99999999999999999999`, or one that parses to Infinity) would push
+ * `next_attempt_at` out of PostgreSQL's range, and the failure could not be written at all.
+ */
+export const MAX_RETRY_DELAY_MS = 24 * 60 * 60 * 1000;
+
 /** Options for {@link createEngine}. */
 export interface EngineOptions {
   db: Db;
@@ -284,13 +291,16 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     const counted = unit.attempts - unit.rate_limited_attempts;
     const budgetLeft = rateLimited ? unit.rate_limited_attempts + 1 < MAX_RATE_LIMITED_ATTEMPTS : counted < autoAttempts;
     const retry = error.transient && budgetLeft;
+    // What is kept is what is honoured: a Retry-After past the ceiling is recorded as the ceiling.
+    const retryAfterMs = error.retry_after_ms === null || Number.isNaN(error.retry_after_ms) ? null : Math.min(Math.max(0, error.retry_after_ms), MAX_RETRY_DELAY_MS);
     return {
       id: unit.id,
       status: retry ? 'pending' : 'failed',
-      delay_ms: retry ? backoffDelayMs(unit.attempts, backoff, { retryAfterMs: error.retry_after_ms }) : 0,
+      delay_ms: retry ? Math.min(backoffDelayMs(unit.attempts, backoff, { retryAfterMs }), MAX_RETRY_DELAY_MS) : 0,
       rate_limited: rateLimited,
       error: {
         ...error,
+        retry_after_ms: retryAfterMs,
         tier_num: unit.tier_num,
         collection_id: unit.collection_id,
         extractor: o.extractor,
@@ -396,6 +406,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       const active = inFlight.size - writing;
       if (claiming && moreWork && active <= limit / 2) {
         try {
+          // A long round must still return dead workers' units now and then, not only between rounds.
+          await reapIfDue();
           claimedTotal += await claimAndStart(limit - active);
         } catch (err) {
           // Units already in flight still finish and are written; the next round tries again.
