@@ -10,18 +10,34 @@ import {
   BucketParams,
   CreateBatchRequest,
   DeleteBatchResponse,
+  FailedDocumentsQuery,
+  FailedDocumentsResponse,
   ListBatchesRequest,
   ListBatchesResponse,
   PatchBatchRequest,
+  RetryBatchRequest,
+  RetryBatchResponse,
+  RetryHeaders,
   SubmitBatchRequest,
 } from './schema.js';
-import { addObjects, cancelBatch, createBatch, deleteBatch, getBatch, listBatches, submitBatch, updateBatch } from './service.js';
+import {
+  addObjects,
+  cancelBatch,
+  createBatch,
+  deleteBatch,
+  failedDocuments,
+  getBatch,
+  listBatches,
+  retryBatch,
+  submitBatch,
+  updateBatch,
+} from './service.js';
 
 /**
  * `/v1/buckets/{bucket}/batches…`: create a batch of objects, add to it, submit it for processing, read,
- * list, update, cancel and delete it. (Failed documents, retry and logs are registered elsewhere.)
+ * list, update, cancel and delete it; list its failed units and retry them. (Logs are registered elsewhere.)
  */
-export function batchRoutes(app: FastifyInstance, { db }: Pick<AppDeps, 'db'>): void {
+export function batchRoutes(app: FastifyInstance, { db, backoff }: Pick<AppDeps, 'db' | 'backoff'>): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['Bucket Batches'];
   const scopeOf = (req: { auth: { organizationId: string }; namespace: { id: string } }) => ({
@@ -87,6 +103,35 @@ export function batchRoutes(app: FastifyInstance, { db }: Pick<AppDeps, 'db'>): 
     config: { permission: 'write', namespaced: true },
     schema: { tags, summary: 'Cancel Batch', params: BatchParams, response: { 200: TaskResponse } },
     handler: (req) => cancelBatch(db, scopeOf(req), req.params.bucket_identifier, req.params.batch_id),
+  });
+
+  r.get('/v1/buckets/:bucket_identifier/batches/:batch_id/failed-documents', {
+    config: { permission: 'read', namespaced: true },
+    schema: {
+      tags,
+      summary: 'Get Failed Documents for Batch',
+      params: BatchParams,
+      querystring: FailedDocumentsQuery,
+      response: { 200: FailedDocumentsResponse },
+    },
+    handler: (req) => failedDocuments(db, scopeOf(req), req.params.bucket_identifier, req.params.batch_id, req.query),
+  });
+
+  r.post('/v1/buckets/:bucket_identifier/batches/:batch_id/retry', {
+    config: { permission: 'write', namespaced: true },
+    schema: {
+      tags,
+      summary: 'Retry Failed Documents',
+      params: BatchParams,
+      headers: RetryHeaders,
+      body: RetryBatchRequest,
+      response: { 200: RetryBatchResponse },
+    },
+    handler: (req) =>
+      retryBatch(db, scopeOf(req), req.params.bucket_identifier, req.params.batch_id, req.body, {
+        backoff,
+        idempotencyKey: req.headers['idempotency-key'],
+      }),
   });
 
   r.patch('/v1/buckets/:bucket_identifier/batches/:batch_id', {

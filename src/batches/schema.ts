@@ -126,3 +126,99 @@ export const DeleteBatchResponse = z.object({
 
 export const BucketParams = z.object({ bucket_identifier: z.string().min(1).max(200) });
 export const BatchParams = BucketParams.extend({ batch_id: z.string().min(1).max(200) });
+
+/** Most source ids `document_ids` may name in one retry request. */
+export const RETRY_DOCUMENT_IDS_MAX = 10_000;
+
+/**
+ * Mixpeek's `RetryBatchRequest`, plus Sluice's `dry_run` and `document_ids` (DESIGN-NOTES §6). The body may
+ * be omitted: every field has a default.
+ */
+export const RetryBatchRequest = z
+  .object({
+    retry_mode: z.enum(['transient_only', 'all']).default('transient_only'),
+    tier_nums: z.array(z.number().int().min(0).max(1000)).max(1000).nullish(),
+    max_retry_count: z.number().int().min(1).max(10).default(3),
+    dry_run: z.boolean().default(false),
+    document_ids: z.array(z.string().min(1).max(200)).min(1).max(RETRY_DOCUMENT_IDS_MAX).nullish(),
+  })
+  .default({ retry_mode: 'transient_only', max_retry_count: 3, dry_run: false });
+export type RetryBatchRequest = z.output<typeof RetryBatchRequest>;
+
+/** The `Idempotency-Key` header of a retry (other headers pass untouched). */
+export const RetryHeaders = z.looseObject({ 'idempotency-key': z.string().min(1).max(255).optional() });
+
+/** Retry counts of one tier considered by a retry. */
+export const RetryTierCounts = z.object({
+  tier_num: z.number().int(),
+  retried: z.number().int(),
+  skipped_permanent: z.number().int(),
+  skipped_max_retries: z.number().int(),
+});
+export type RetryTierCounts = z.infer<typeof RetryTierCounts>;
+
+/** What `POST …/retry` answers (Mixpeek publishes no shape; DESIGN-NOTES §6 defines this one). */
+export const RetryBatchResponse = z.object({
+  batch_id: z.string(),
+  status: TaskStatus,
+  retry_mode: z.enum(['transient_only', 'all']),
+  tier_nums: z.array(z.number().int()),
+  max_retry_count: z.number().int(),
+  dry_run: z.boolean(),
+  retried_count: z.number().int(),
+  skipped: z.object({ permanent: z.number().int(), max_retries_reached: z.number().int() }),
+  by_tier: z.array(RetryTierCounts),
+  retried_document_ids: z.array(z.string()),
+  task_id: z.string().nullable(),
+});
+export type RetryBatchResponse = z.infer<typeof RetryBatchResponse>;
+
+const OptionalBooleanQuery = z
+  .enum(['true', 'false', '1', '0'])
+  .transform((v) => v === 'true' || v === '1')
+  .optional();
+
+/** Query of `GET …/failed-documents` (DESIGN-NOTES §7). */
+export const FailedDocumentsQuery = z.object({
+  // Not z.coerce: it would read `?tier_num=` as tier 0.
+  tier_num: z
+    .string()
+    .regex(/^\d{1,4}$/, 'tier_num must be a tier number (0, 1, …)')
+    .transform(Number)
+    .optional(),
+  collection_id: z.string().min(1).max(200).optional(),
+  error_type: z.enum(ERROR_CATEGORIES).optional(),
+  transient: OptionalBooleanQuery,
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+});
+export type FailedDocumentsQuery = z.infer<typeof FailedDocumentsQuery>;
+
+/** One failed unit of a batch, as `GET …/failed-documents` lists it. */
+export const FailedDocument = z.object({
+  /** The unit's source item: an object id (tier 0) or an upstream document id (tier ≥ 1). */
+  document_id: z.string(),
+  unit_id: z.string(),
+  batch_id: z.string(),
+  tier_num: z.number().int(),
+  collection_id: z.string(),
+  source_object_id: z.string().nullable(),
+  source_document_id: z.string().nullable(),
+  root_object_id: z.string(),
+  status: z.string(),
+  attempts: z.number().int(),
+  retry_count: z.number().int(),
+  last_retry_at: z.string().nullable(),
+  next_attempt_at: z.string().nullable(),
+  error: z.record(z.string(), z.unknown()).nullable(),
+  error_history: z.array(z.record(z.string(), z.unknown())),
+});
+export type FailedDocument = z.infer<typeof FailedDocument>;
+
+export const FailedDocumentsResponse = z.object({
+  results: z.array(FailedDocument),
+  total_count: z.number().int(),
+  limit: z.number().int(),
+  offset: z.number().int(),
+});
+export type FailedDocumentsResponse = z.infer<typeof FailedDocumentsResponse>;

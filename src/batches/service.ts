@@ -2,17 +2,25 @@ import { requireBucket } from '../buckets/service.js';
 import { collectionGraph } from '../collections/service.js';
 import { deriveTiers } from '../collections/tiers.js';
 import type { Db, Queryable } from '../db/db.js';
+import type { BackoffPolicy } from '../engine/backoff.js';
 import { WAKE_CHANNEL } from '../engine/create-worker.js';
 import { ApiError, badRequest, notFound, show } from '../errors/registry.js';
 import { newId } from '../ids/new-id.js';
 import type { TaskResponse } from '../tasks/schema.js';
 import { createTask, getTask } from '../tasks/service.js';
 import { type BatchRow, batchViews } from './batch-view.js';
+import { listFailedDocuments } from './failed-documents.js';
+import { claimIdempotencyKey, type IdempotencyScope, requestHash, storeIdempotentResponse } from './idempotency.js';
+import { countRetryableUnits, RETRIED_IDS_SHOWN, RETRYABLE_STATUSES, type RetrySelection, requeueFailedUnits } from './retry-units.js';
 import {
   type AddObjectsToBatchRequest,
   type BatchModel,
   CANCELABLE_STATUSES,
   type CreateBatchRequest,
+  type FailedDocumentsQuery,
+  type FailedDocumentsResponse,
+  type RetryBatchRequest,
+  type RetryBatchResponse,
 } from './schema.js';
 
 /** The channel on which a cancel (or delete) tells running workers to drop a batch's units; payload: the batch id. */
@@ -352,4 +360,103 @@ export async function listBatches(
   const total = rows[0]?.match_count ?? 0;
   const page = rows.filter((r) => r.id !== null).map(({ match_count: _c, ...row }) => row as BatchRow);
   return { results: await batchViews(q, page), total_count: total };
+}
+
+/** A batch's failed units, one page (DESIGN-NOTES §7). */
+export async function failedDocuments(
+  q: Queryable,
+  scope: BatchScope,
+  bucketIdentifier: string,
+  batchId: string,
+  query: FailedDocumentsQuery,
+): Promise<FailedDocumentsResponse> {
+  const bucket = await requireBucket(q, scope, bucketIdentifier);
+  const batch = await requireBatch(q, scope, bucket.id, batchId);
+  return listFailedDocuments(q, batch.id, query);
+}
+
+/**
+ * Operator retry of a batch's failed units, in place (DESIGN-NOTES §6), in one transaction: the
+ * `Idempotency-Key` claim (a replay answers the stored response and does nothing), the preconditions, the
+ * one re-queue statement ({@link requeueFailedUnits}; {@link countRetryableUnits} for `dry_run`) and the
+ * stored answer. A batch canceled between the status check and the re-queue rolls everything back (400).
+ */
+export async function retryBatch(
+  db: Db,
+  scope: BatchScope,
+  bucketIdentifier: string,
+  batchId: string,
+  body: RetryBatchRequest,
+  options: { backoff: BackoffPolicy; idempotencyKey?: string },
+): Promise<RetryBatchResponse> {
+  const tierNums = [...new Set(body.tier_nums ?? [])].sort((a, b) => a - b);
+  const documentIds = body.document_ids ? dedupe(body.document_ids) : null;
+  return db.transaction(async (tx) => {
+    const bucket = await requireBucket(tx, scope, bucketIdentifier);
+    // Non-locking reads: the first row locks this request takes are on units (lock order).
+    const batch = await requireBatch(tx, scope, bucket.id, batchId);
+    let idempotency: IdempotencyScope | undefined;
+    if (options.idempotencyKey !== undefined) {
+      idempotency = { organizationId: scope.organizationId, scope: `retry:${batch.id}`, key: options.idempotencyKey };
+      const normalized = {
+        retry_mode: body.retry_mode,
+        tier_nums: tierNums,
+        max_retry_count: body.max_retry_count,
+        dry_run: body.dry_run,
+        document_ids: documentIds,
+      };
+      const replay = await claimIdempotencyKey<RetryBatchResponse>(tx, idempotency, requestHash(normalized));
+      if (replay) return replay;
+    }
+    if (!RETRYABLE_STATUSES.includes(batch.status)) throw refuseStatus(batch, 'retry', RETRYABLE_STATUSES);
+    const allTiers = (batch.dag_tiers ?? []).map((_, i) => i);
+    const unknown = tierNums.filter((n) => !allTiers.includes(n));
+    if (unknown.length > 0) {
+      throw badRequest(
+        `tier_nums ${show(unknown)} not in batch ${batch.id}, whose tiers are ${allTiers.length === 1 ? '0' : `0 to ${allTiers.length - 1}`}`,
+        { batch_id: batch.id, tier_nums: unknown },
+      );
+    }
+    const selection: RetrySelection = {
+      batchId: batch.id,
+      retryMode: body.retry_mode,
+      tierNums,
+      maxRetryCount: body.max_retry_count,
+      documentIds,
+    };
+    const outcome = body.dry_run ? await countRetryableUnits(tx, selection) : await requeueFailedUnits(tx, selection, options.backoff);
+    const considered = tierNums.length > 0 ? tierNums : allTiers;
+    const byTier = considered.map((tierNum) => {
+      const t = outcome.tiers.find((o) => o.tier_num === tierNum);
+      return {
+        tier_num: tierNum,
+        retried: t?.retried ?? 0,
+        skipped_permanent: t?.skipped_permanent ?? 0,
+        skipped_max_retries: t?.skipped_max_retries ?? 0,
+      };
+    });
+    const retried = byTier.reduce((n, t) => n + t.retried, 0);
+    if (!body.dry_run && retried > 0 && outcome.batchStatus === null) {
+      // Canceled since the first read: throwing rolls the re-queue back.
+      throw refuseStatus(await requireBatch(tx, scope, bucket.id, batchId), 'retry', RETRYABLE_STATUSES);
+    }
+    const response: RetryBatchResponse = {
+      batch_id: batch.id,
+      status: outcome.batchStatus ?? batch.status,
+      retry_mode: body.retry_mode,
+      tier_nums: considered,
+      max_retry_count: body.max_retry_count,
+      dry_run: body.dry_run,
+      retried_count: retried,
+      skipped: {
+        permanent: byTier.reduce((n, t) => n + t.skipped_permanent, 0),
+        max_retries_reached: byTier.reduce((n, t) => n + t.skipped_max_retries, 0),
+      },
+      by_tier: byTier,
+      retried_document_ids: outcome.tiers.flatMap((t) => t.ids).slice(0, RETRIED_IDS_SHOWN),
+      task_id: batch.task_id,
+    };
+    if (idempotency) await storeIdempotentResponse(tx, idempotency, response);
+    return response;
+  });
 }

@@ -20,8 +20,10 @@ export function backoffDelayMs(
   options: { retryAfterMs?: number | null; random?: () => number } = {},
 ): number {
   const n = Math.max(1, Math.floor(attempt));
-  // 2^(n−1) overflows to Infinity long before it matters; min() with the cap keeps the result finite.
-  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** (n - 1));
+  // The exponent stops at 62: past it base · 2^(n−1) is beyond any cap for base ≥ cap / 2^62 (every real
+  // setting), and a base of 0 stays 0 instead of 0 · Infinity = NaN. The SQL mirror, sluice_backoff_ms
+  // (migrations/0006_retry.sql), needs the same bound: PostgreSQL raises an error on float overflow.
+  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(n - 1, 62));
   const r = Math.min(Math.max((options.random ?? Math.random)(), 0), 1);
   const jittered = Math.floor(r * ceiling);
   return Math.max(jittered, Math.max(0, options.retryAfterMs ?? 0));

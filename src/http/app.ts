@@ -11,6 +11,7 @@ import type { ExtractorRegistry } from '../extractors/extractor.js';
 import { createExtractorRegistry } from '../extractors/registry.js';
 import { authenticate } from '../auth/authenticate.js';
 import type { Db } from '../db/db.js';
+import type { BackoffPolicy } from '../engine/backoff.js';
 import { documentRoutes } from '../documents/routes.js';
 import { ApiError, badRequest, show } from '../errors/registry.js';
 import { healthRoutes } from '../health/routes.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   limits: AppLimits;
   /** Base URL for upload URLs; `undefined` derives it from the request. */
   publicUrl: string | undefined;
+  /** Backoff of units re-queued by an operator retry (SLUICE_BACKOFF_BASE_MS / _CAP_MS). */
+  backoff: BackoffPolicy;
 }
 
 /** What the HTTP app needs. */
@@ -53,6 +56,8 @@ export interface AppOptions {
   extractors?: ExtractorRegistry;
   limits?: Partial<AppLimits>;
   publicUrl?: string;
+  /** Backoff of retried units; defaults to base 1 s, cap 60 s. */
+  backoff?: BackoffPolicy;
   /** Largest request body in bytes (413 past it); shorthand for `limits.bodyLimitBytes`. */
   bodyLimitBytes?: number;
   /** Fastify logger setting (`false` in tests). */
@@ -78,6 +83,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     extractors: options.extractors ?? createExtractorRegistry({ allowPrivateUrls: false }),
     limits,
     publicUrl: options.publicUrl,
+    backoff: options.backoff ?? { baseMs: 1000, capMs: 60_000 },
   };
   const bodyLimit = limits.bodyLimitBytes;
   const app = Fastify({

@@ -53,6 +53,7 @@ export async function createServer(options: ServerOptions = {}): Promise<SluiceS
         uploadMaxBytes: config.uploadMaxBytes,
       },
       publicUrl: config.publicUrl,
+      backoff: { baseMs: config.backoffBaseMs, capMs: config.backoffCapMs },
       logger: options.logger ?? { level: config.logLevel },
     });
     if (config.workers > 0) {

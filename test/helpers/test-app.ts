@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { BackoffPolicy } from '../../src/engine/backoff.js';
 import type { ExtractorRegistry } from '../../src/extractors/extractor.js';
 import type { BlobStore } from '../../src/blobs/blob-store.js';
 import { createLocalBlobStore } from '../../src/blobs/local-blob-store.js';
@@ -39,11 +40,18 @@ let counter = 0;
 /** Builds a {@link TestContext}; pass `bodyLimitBytes` to test 413. */
 export async function createTestContext(
   backend: Backend,
-  opts: { bodyLimitBytes?: number; limits?: Partial<AppLimits>; extractors?: ExtractorRegistry } = {},
+  opts: { bodyLimitBytes?: number; limits?: Partial<AppLimits>; extractors?: ExtractorRegistry; backoff?: BackoffPolicy } = {},
 ): Promise<TestContext> {
   const db = await backend.open();
   const store = tempBlobStore();
-  const app = await buildApp({ db, blobs: store.blobs, bodyLimitBytes: opts.bodyLimitBytes, limits: opts.limits, extractors: opts.extractors });
+  const app = await buildApp({
+    db,
+    blobs: store.blobs,
+    bodyLimitBytes: opts.bodyLimitBytes,
+    limits: opts.limits,
+    extractors: opts.extractors,
+    backoff: opts.backoff,
+  });
   const { organization, adminKey } = await createOrganization(db, `org-${++counter}-${Date.now()}`, 'admin@test.local');
   return {
     db,
