@@ -9,7 +9,7 @@ import { type BackoffPolicy, backoffDelayMs } from './backoff.js';
 import { type ClaimedUnit, claimUnits } from './claim-units.js';
 import { completeUnits, type DocumentWrite, type DownstreamUnit } from './complete-units.js';
 import { type FailedAttempt, failUnits } from './fail-units.js';
-import { extendLeases, reapExpiredLeases } from './lease-statements.js';
+import { cancelStrandedUnits, extendLeases, reapExpiredLeases } from './lease-statements.js';
 import { type BatchPlan, type CollectionPlan, PipelineCache } from './pipeline-cache.js';
 import { settleBatches } from './settle-batches.js';
 import { loadSources, type UnitSource } from './unit-sources.js';
@@ -153,6 +153,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   async function reapIfDue(): Promise<void> {
     if (Date.now() - lastReap < Math.max(500, leaseMs / 4)) return;
     lastReap = Date.now();
+    await cancelStrandedUnits(db);
     const reaped = await reapExpiredLeases(db, autoAttempts);
     const failedBatches = [...new Set(reaped.filter((r) => r.status === 'failed').map((r) => r.batch_id))];
     if (failedBatches.length > 0) await settleBatches(db, failedBatches);

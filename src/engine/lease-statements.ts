@@ -54,3 +54,23 @@ export async function reapExpiredLeases(q: Queryable, maxAttempts: number, limit
     [maxAttempts, limit],
   );
 }
+
+/**
+ * Marks canceled the pending units of recently canceled batches. A cancel flips the units it can see; a
+ * unit queued at the same moment by a worker's write (a downstream unit) or an operator retry can commit just
+ * after, invisible to it. Claims skip such units anyway; this sweep makes them say so. Only batches canceled in
+ * the last hour are looked at, through their own units (`batch_id` index): the cost does not grow with history.
+ */
+export async function cancelStrandedUnits(q: Queryable): Promise<number> {
+  const rows = await q.query<{ n: number }>(
+    `WITH swept AS (
+       UPDATE units u SET status = 'canceled', updated_at = now()
+         FROM batches b
+        WHERE b.status = 'CANCELED' AND b.completed_at > now() - interval '1 hour'
+          AND u.batch_id = b.id AND u.status = 'pending'
+       RETURNING 1
+     )
+     SELECT count(*)::int AS n FROM swept`,
+  );
+  return rows[0]!.n;
+}

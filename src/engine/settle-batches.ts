@@ -7,7 +7,8 @@ import type { Queryable } from '../db/db.js';
  * tiers are the only source of new units for it). "The lowest tier with an active unit" is one probe of
  * the `units_active` partial index per batch, so settling after every flush costs the same for a batch of
  * ten units as for a million. Only tiers and batches that actually close are counted in full, once.
- * Data-modifying CTEs always run to completion, so the tier update needs no reference. Re-checks under
+ * The batch update joins the tier update's row count, so the tiers are locked first (an unreferenced
+ * data-modifying CTE would run after the main query: batches before batch_tiers). Re-checks under
  * row locks (`completed_at IS NULL`, `status IN (…)`) make concurrent settles by several
  * workers harmless: the second finds the row already closed and skips it. Lock order: batch_tiers, then
  * batches.
@@ -37,6 +38,7 @@ export async function settleBatches(q: Queryable, batchIds: readonly string[]): 
          FROM lowest l
         WHERE bt.batch_id = l.batch_id AND bt.completed_at IS NULL
           AND (l.active_tier IS NULL OR bt.tier_num < l.active_tier)
+       RETURNING 1
      )
      UPDATE batches b
         SET status = (SELECT CASE WHEN count(*) FILTER (WHERE u.status = 'failed') = 0 THEN 'COMPLETED'
@@ -44,7 +46,7 @@ export async function settleBatches(q: Queryable, batchIds: readonly string[]): 
                                   ELSE 'COMPLETED_WITH_ERRORS' END
                         FROM units u WHERE u.batch_id = b.id AND u.status <> 'canceled'),
             completed_at = now(), updated_at = now()
-       FROM lowest l
+       FROM lowest l, (SELECT count(*) FROM closed_tiers) AS tiers_first
       WHERE b.id = l.batch_id AND l.active_tier IS NULL AND b.status IN ('PENDING', 'IN_PROGRESS')
       RETURNING b.id, b.status`,
     [batchIds],
