@@ -1,3 +1,4 @@
+import { selectFields } from '../http/select-fields.js';
 import type { CollectionRow } from '../collections/service.js';
 import type { Queryable } from '../db/db.js';
 import { badRequest, show } from '../errors/registry.js';
@@ -58,44 +59,6 @@ function documentFields(vectorNames: readonly string[]): FilterFields {
 /** Fields `select` never drops: a document is always identifiable. */
 const ALWAYS_SELECTED = ['document_id', 'collection_id'];
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
-const define = (target: Record<string, unknown>, key: string, value: unknown) =>
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-
-/**
- * Keeps only the selected fields of a document. A dotted path (`info.title`, `_internal.lineage`) keeps that
- * part of a nested object; a path into something that is not an object keeps the whole value. Names that
- * match nothing are ignored.
- */
-function project(doc: Record<string, unknown>, select: readonly string[]): ListedDocument {
-  const out: Record<string, unknown> = {};
-  const whole = new Set<string>();
-  // Shorter paths first: once `info` is kept whole, `info.title` has nothing to add.
-  const paths = [...ALWAYS_SELECTED, ...select].sort((a, b) => a.split('.').length - b.split('.').length);
-  for (const path of paths) {
-    const parts = path.split('.');
-    if (parts.some((_, i) => whole.has(parts.slice(0, i + 1).join('.')))) continue;
-    let value: unknown = doc;
-    let depth = 0;
-    while (depth < parts.length) {
-      if (!isPlainObject(value) || !Object.hasOwn(value, parts[depth]!)) break;
-      value = value[parts[depth]!];
-      depth++;
-      if (!isPlainObject(value)) break;
-    }
-    const reached = depth === parts.length || (depth > 0 && !isPlainObject(value));
-    if (!reached) continue;
-    let to = out;
-    for (const part of parts.slice(0, depth - 1)) {
-      if (!Object.hasOwn(to, part)) define(to, part, {});
-      to = to[part] as Record<string, unknown>;
-    }
-    define(to, parts[depth - 1]!, value);
-    whole.add(parts.slice(0, depth).join('.'));
-  }
-  return out as ListedDocument;
-}
 
 /**
  * Cursors of the default order (created_at, id) carry the position of the last row handed out, so the next
@@ -205,7 +168,7 @@ export async function listDocuments(
 
   const results = page.map(({ created_key: _k, ...row }) => {
     const doc = toDocumentResponse(row);
-    return select === null ? doc : project(doc, select);
+    return select === null ? doc : (selectFields(doc, select, ALWAYS_SELECTED) as ListedDocument);
   });
   const stats: DocumentListStats | null =
     total === null ? null : { total_documents: total, avg_blobs_per_document: 0, total_groups: null, avg_documents_per_group: null };

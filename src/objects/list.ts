@@ -1,3 +1,4 @@
+import { selectFields } from '../http/select-fields.js';
 import type { BucketRow } from '../buckets/service.js';
 import type { Queryable } from '../db/db.js';
 import { badRequest } from '../errors/registry.js';
@@ -19,45 +20,6 @@ export const OBJECT_FIELDS: FilterFields = {
 /** Fields `select` never drops: an object is always identifiable. */
 const ALWAYS_SELECTED = ['object_id', 'bucket_id'];
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
-const define = (target: Record<string, unknown>, key: string, value: unknown) =>
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-
-/**
- * Keeps only the selected fields of an object. A dotted path (`metadata.title`) keeps that part of a
- * nested object; a path into something that is not an object (`blobs.property`) keeps the whole value.
- * Names that match nothing are ignored, as Mixpeek ignores them.
- */
-function project(object: ObjectResponse, select: string[]): Partial<ObjectResponse> & { object_id: string; bucket_id: string } {
-  const out: Record<string, unknown> = {};
-  const whole = new Set<string>();
-  // Shorter paths first: once `metadata` is kept whole, `metadata.title` has nothing to add.
-  const paths = [...ALWAYS_SELECTED, ...select].sort((a, b) => a.split('.').length - b.split('.').length);
-  for (const path of paths) {
-    const parts = path.split('.');
-    if (parts.some((_, i) => whole.has(parts.slice(0, i + 1).join('.')))) continue;
-    // Find the value first: a path that leads nowhere must not leave empty containers behind.
-    let value: unknown = object;
-    let depth = 0;
-    while (depth < parts.length) {
-      if (!isPlainObject(value) || !Object.hasOwn(value, parts[depth]!)) break;
-      value = value[parts[depth]!];
-      depth++;
-      if (!isPlainObject(value)) break;
-    }
-    const reached = depth === parts.length || (depth > 0 && !isPlainObject(value));
-    if (!reached) continue;
-    let to = out;
-    for (const part of parts.slice(0, depth - 1)) {
-      if (!Object.hasOwn(to, part)) define(to, part, {});
-      to = to[part] as Record<string, unknown>;
-    }
-    define(to, parts[depth - 1]!, value);
-    whole.add(parts.slice(0, depth).join('.'));
-  }
-  return out as Partial<ObjectResponse> & { object_id: string; bucket_id: string };
-}
 
 /**
  * Lists a bucket's objects: Mixpeek's filters (`LogicalOperator` or shorthand) over id, status, key_prefix,
@@ -116,7 +78,7 @@ export async function listObjects(
   const blobs = wantBlobs ? await blobsOf(q, rows.map((r) => r.id)) : new Map();
   const results = rows.map((row) => {
     const full = toObjectResponse(row, blobs.get(row.id) ?? []);
-    return select === null ? full : project(full, select);
+    return select === null ? full : (selectFields(full, select, ALWAYS_SELECTED) as Partial<ObjectResponse> & { object_id: string; bucket_id: string });
   });
   return { results, pagination: paginate(offset, query.limit, rows.length, totalObjects), stats };
 }
