@@ -12,6 +12,7 @@ import type { Db } from '../src/db/db.js';
 import { randomBase36 } from '../src/ids/new-id.js';
 import { benchRequests } from './requests.js';
 import { benchPipeline } from './pipeline.js';
+import { benchRetry } from './retry.js';
 import { benchRoundTrip } from './round-trip.js';
 import { benchUploads } from './uploads.js';
 
@@ -60,6 +61,7 @@ const BENCHES: Record<string, (target: BenchTarget) => Promise<void>> = {
   requests: benchRequests,
   uploads: benchUploads,
   pipeline: benchPipeline,
+  retry: benchRetry,
 };
 // SLUICE_BENCH_ONLY=pipeline,requests runs a subset.
 const only = process.env.SLUICE_BENCH_ONLY?.split(',').map((s) => s.trim());
