@@ -9,6 +9,9 @@ export interface IdempotencyScope {
   key: string;
 }
 
+/** How long a stored answer is kept for its key (as Stripe and most APIs with idempotency keys do). */
+export const IDEMPOTENCY_KEY_TTL = '24 hours';
+
 /** sha256 of a request, normalized by the caller (defaults applied, fixed key order). */
 export const requestHash = (request: unknown): string => createHash('sha256').update(JSON.stringify(request), 'utf8').digest('hex');
 
@@ -22,9 +25,13 @@ export const requestHash = (request: unknown): string => createHash('sha256').up
  * transaction ends: after a commit it reads the stored answer; after a rollback it claims the key itself.
  */
 export async function claimIdempotencyKey<T>(q: Queryable, id: IdempotencyScope, hash: string): Promise<T | undefined> {
+  // A key older than IDEMPOTENCY_KEY_TTL is forgotten: reusing it is a new request (the upsert takes it over).
   const claimed = await q.query(
     `INSERT INTO idempotency_keys (organization_id, scope, key, request_hash) VALUES ($1, $2, $3, $4)
-     ON CONFLICT DO NOTHING RETURNING 1`,
+     ON CONFLICT (organization_id, scope, key) DO UPDATE
+        SET request_hash = EXCLUDED.request_hash, response = NULL, created_at = now()
+      WHERE idempotency_keys.created_at < now() - interval '${IDEMPOTENCY_KEY_TTL}'
+     RETURNING 1`,
     [id.organizationId, id.scope, id.key, hash],
   );
   if (claimed.length > 0) return undefined;

@@ -277,6 +277,7 @@ export async function deleteBatch(
     await tx.query('DELETE FROM batch_tiers WHERE batch_id = $1', [batch.id]);
     const deleted = await tx.query('DELETE FROM batches WHERE id = $1 RETURNING id', [batch.id]);
     if (deleted.length === 0) throw notFound('batch', batchId);
+    await tx.query('DELETE FROM idempotency_keys WHERE organization_id = $1 AND scope = $2', [scope.organizationId, `retry:${batch.id}`]);
     await tx.query(`SELECT pg_notify($1, $2)`, [CANCEL_CHANNEL, batch.id]);
     return { success: true, message: `batch ${batch.id} deleted`, batch_id: batch.id, bucket_id: bucket.id };
   });

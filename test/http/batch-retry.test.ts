@@ -566,6 +566,26 @@ for (const backend of BACKENDS) {
       await drain(engine, t.db);
     });
 
+    it('Idempotency-Key: a key older than 24 hours is a new request; deleting the batch forgets its keys', async () => {
+      const p = await pipeline([{ mode0: 'transient' }, {}], { tier0: 'scripted', tier1: 'passthrough' });
+      const key = { 'idempotency-key': 'old-key' };
+      expect((await ok<RetryResponse>(retry(p.url, {}, key))).retried_count).toBe(1);
+      await drain(engine, t.db);
+      // Within 24 hours the key replays (nothing re-queued)...
+      expect((await ok<RetryResponse>(retry(p.url, {}, key))).retried_count).toBe(1);
+      expect((await units(p.batchId)).filter((u) => u.status === 'failed').map((u) => u.retry_count)).toEqual([1]);
+      // ...past them it is forgotten: the same key, even with another body, is a new request.
+      await t.db.query(`UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old-key'`);
+      const fresh = await ok<RetryResponse>(retry(p.url, { max_retry_count: 5 }, key));
+      expect(fresh.retried_count).toBe(1);
+      expect((await units(p.batchId)).filter((u) => u.tier_num === 0 && u.retry_count > 0).map((u) => u.retry_count)).toEqual([2]);
+      await drain(engine, t.db);
+      const del = await t.call({ method: 'DELETE', url: p.url, headers: { 'x-namespace': NS } });
+      expect(del.statusCode, del.body).toBe(200);
+      const [left] = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM idempotency_keys WHERE scope = $1`, [`retry:${p.batchId}`]);
+      expect(left!.n).toBe(0);
+    });
+
     it('next_attempt_at lies within the backoff window of the new retry count, never before the last error’s retry_after_ms', async () => {
       const p = await pipeline(
         Array.from({ length: 16 }, () => ({ mode0: 'transient' as const })),
