@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BodyPagedListQuery, PaginationResponse } from '../http/pagination.js';
+import { BodyPagedListQuery, PaginationResponse, SortOption } from '../http/pagination.js';
 import { TaskStatus } from '../tasks/schema.js';
 import { BucketSchema } from './bucket-schema.js';
 
@@ -89,10 +89,6 @@ export const BucketResponse = z.object({
 });
 export type BucketResponse = z.infer<typeof BucketResponse>;
 
-export const SortOption = z.object({
-  field: z.string().min(1).max(300),
-  direction: z.enum(['asc', 'desc']).default('asc'),
-});
 
 export const ListBucketsRequest = z
   .object({

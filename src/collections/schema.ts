@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { BucketSchema } from '../buckets/bucket-schema.js';
-import { SortOption } from '../buckets/schema.js';
-import { ListQuery, PaginationResponse } from '../http/pagination.js';
+import { ListQuery, PaginationResponse, SortOption } from '../http/pagination.js';
 
 /**
  * Collection names appear in URLs (`/v1/collections/{collection_identifier}`): URL-safe characters only,

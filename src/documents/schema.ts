@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PaginationResponse } from '../http/pagination.js';
+import { PaginationResponse, SortOption } from '../http/pagination.js';
 
 const BooleanQuery = z
   .enum(['true', 'false', '1', '0'])
@@ -79,12 +79,7 @@ export const DeleteDocumentResponse = z.object({
 export const ListDocumentsRequest = z
   .object({
     filters: z.record(z.string(), z.unknown()).nullish(),
-    sort: z
-      .object({
-        field: z.string().min(1).max(300),
-        direction: z.enum(['asc', 'desc']).default('asc'),
-      })
-      .nullish(),
+    sort: SortOption.nullish(),
     search: z.string().max(1000).nullish(),
     cursor: z.string().max(200).nullish(),
     return_url: z.boolean().nullish(),

@@ -22,6 +22,12 @@ export const BodyPagedListQuery = ListQuery.extend({
   offset: z.coerce.number().int().min(0).max(10000).optional(),
 });
 
+/** Mixpeek's `SortOption`: one field (checked by each list's filter fields) and a direction. */
+export const SortOption = z.object({
+  field: z.string().min(1).max(300),
+  direction: z.enum(['asc', 'desc']).default('asc'),
+});
+
 /** Mixpeek's `PaginationResponse`. */
 export const PaginationResponse = z.object({
   total: z.number().int().nullable(),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { FIELD_TYPES } from '../buckets/bucket-schema.js';
-import { PaginationResponse } from '../http/pagination.js';
+import { PaginationResponse, SortOption } from '../http/pagination.js';
 
 /** Mixpeek's SDKs and docs write blob types in capitals (`IMAGE`); the schema's enum is lower case. */
 const BlobTypeInput = z.string().toLowerCase().pipe(z.enum(FIELD_TYPES));
@@ -141,12 +141,7 @@ export const DeleteObjectResponse = z.object({
 export const ListObjectsRequest = z
   .object({
     filters: z.record(z.string(), z.unknown()).nullish(),
-    sort: z
-      .object({
-        field: z.string().min(1).max(300),
-        direction: z.enum(['asc', 'desc']).default('asc'),
-      })
-      .nullish(),
+    sort: SortOption.nullish(),
     search: z.string().max(1000).nullish(),
     select: z.array(z.string().min(1).max(300)).max(100).nullish(),
   })

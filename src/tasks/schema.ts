@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PaginationResponse } from '../http/pagination.js';
+import { PaginationResponse, SortOption } from '../http/pagination.js';
 
 export const TASK_STATUSES = [
   'PENDING',
@@ -66,11 +66,6 @@ export const TASK_TYPES = [
 ] as const;
 export const TaskType = z.enum(TASK_TYPES);
 
-/** Mixpeek's `SortOption` (buckets/schema.ts imports this module, so it is declared here again, not imported). */
-const SortOption = z.object({
-  field: z.string().min(1).max(300),
-  direction: z.enum(['asc', 'desc']).default('asc'),
-});
 
 /** Mixpeek's `ListTasksRequest`; the body may be omitted. */
 export const ListTasksRequest = z

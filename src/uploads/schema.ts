@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { BLOB_TYPES } from '../blobs/sniff-mime.js';
-import { BodyPagedListQuery, PaginationResponse } from '../http/pagination.js';
+import { BodyPagedListQuery, PaginationResponse, SortOption } from '../http/pagination.js';
 import { TaskResponse, TaskStatus } from '../tasks/schema.js';
 
 /**
@@ -126,11 +126,6 @@ export const ConfirmQuery = z.object({
     .default(false),
 });
 
-/** Mixpeek's `SortOption`. */
-const SortOption = z.object({
-  field: z.string().min(1).max(200),
-  direction: z.enum(['asc', 'desc']).default('asc'),
-});
 
 /** Mixpeek's `ListUploadsRequest`; the body may be empty (generated SDKs POST nothing). */
 export const ListUploadsRequest = z
