@@ -6,6 +6,7 @@ import { type ClassifiedError, classifyError, PermanentError } from '../extracto
 import type { ExtractedDocument, ExtractorRegistry } from '../extractors/extractor.js';
 import { randomBase36 } from '../ids/new-id.js';
 import { type BackoffPolicy, backoffDelayMs } from './backoff.js';
+import { claimSize } from './claim-size.js';
 import { type ClaimedUnit, claimUnits } from './claim-units.js';
 import { completeUnits, type DocumentWrite, type DownstreamUnit } from './complete-units.js';
 import { type FailedAttempt, failUnits } from './fail-units.js';
@@ -40,7 +41,8 @@ export interface EngineOptions {
   backoff: BackoffPolicy;
   /** Lease length (SLUICE_LEASE_MS); leases are renewed every third of it. */
   leaseMs: number;
-  /** Most units claimed at once; defaults to 64 per unit of concurrency, at most 500. */
+  /** Most units claimed at once; defaults to 64 per unit of concurrency, at most 500. Claims are smaller
+   * when extractors are slow (see claim-size.ts). */
   claimLimit?: number;
   /** Longest a finished unit waits to be written together with others (ms). */
   flushIntervalMs?: number;
@@ -73,13 +75,17 @@ interface InFlight {
 
 const nowIso = () => new Date().toISOString();
 
+// defineProperty, not assignment: a field named `__proto__` is a field like any other, not the prototype.
+const define = (target: Record<string, unknown>, key: string, value: unknown) =>
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+
 /** Source fields after the collection's input bindings (null bindings: every field by name). */
 function bindInput(plan: CollectionPlan, fields: Record<string, unknown>): Record<string, unknown> {
   if (plan.input_bindings === null) return { ...fields };
   const input: Record<string, unknown> = {};
   for (const [name, binding] of Object.entries(plan.input_bindings)) {
     const value = 'literal' in binding ? binding.literal : valueAt(fields, binding.path);
-    if (value !== undefined) input[name] = value;
+    if (value !== undefined) define(input, name, value);
   }
   return input;
 }
@@ -108,7 +114,7 @@ function passthroughFields(plan: CollectionPlan, fields: Record<string, unknown>
       }
       continue;
     }
-    out[target] = value;
+    define(out, target, value);
   }
   return out;
 }
@@ -127,6 +133,9 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const inFlight = new Map<number, InFlight>();
   let lastReap = 0;
   let claiming = true;
+  /** Moving average of one unit's run time (ms); unknown until a unit has run. */
+  let runMs: number | undefined;
+
 
   const abortBatch = (batchId: string) => {
     for (const f of inFlight.values()) if (f.unit.batch_id === batchId) f.controller.abort(new Error(`batch ${batchId} was canceled`));
@@ -337,7 +346,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   let moreWork = true;
 
   async function runOnce(concurrency: number): Promise<number> {
-    const limit = Math.max(1, options.claimLimit ?? Math.min(500, concurrency * 64));
+    const maxClaim = Math.max(1, options.claimLimit ?? Math.min(500, concurrency * 64));
+    let limit = claimSize(concurrency, maxClaim, runMs);
     await reapIfDue();
     let claimedTotal = 0;
     const finished: Outcome[] = [];
@@ -390,9 +400,12 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       for (const unit of claimed) {
         const controller = controllers.get(unit.id)!;
         queue.push(async () => {
+          const started = performance.now();
           const outcome = controller.signal.aborted
             ? ({ kind: 'dropped', unit } as const)
             : await runUnit(unit, sources.get(unit.source_id)!, plans.get(unit.collection_id), batches.get(unit.batch_id), controller.signal);
+          const ms = performance.now() - started;
+          runMs = runMs === undefined ? ms : runMs * 0.9 + ms * 0.1;
           if (finished.length === 0) firstFinishedAt = Date.now();
           finished.push(outcome);
           signalLoop();
@@ -405,6 +418,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     while (true) {
       // Units being written still hold leases (they stay in `inFlight`) but no longer take a running slot.
       const active = inFlight.size - writing;
+      limit = claimSize(concurrency, maxClaim, runMs);
       if (claiming && moreWork && active <= limit / 2) {
         try {
           // A long round must still return dead workers' units now and then, not only between rounds.

@@ -89,7 +89,10 @@ export async function loadSources(q: Queryable, store: BlobStore, units: readonl
       objects.map(async (o) => {
         try {
           const fields: Record<string, unknown> = { ...o.metadata };
-          for (const blob of blobs.get(o.id) ?? []) fields[blob.property] = await blobValue(store, blob);
+          for (const blob of blobs.get(o.id) ?? []) {
+            // defineProperty: a property named `__proto__` is a field, not the prototype.
+            Object.defineProperty(fields, blob.property, { value: await blobValue(store, blob), enumerable: true, writable: true, configurable: true });
+          }
           out.set(o.id, { fields, rootBucketId: o.bucket_id, parent: null });
         } catch (err) {
           out.set(o.id, err instanceof PermanentError ? err : new PermanentError(String((err as Error).message), { code: 'blob_missing', category: 'dependency' }));
