@@ -31,6 +31,12 @@ export const MAX_RATE_LIMITED_ATTEMPTS = 50;
  */
 export const MAX_RETRY_DELAY_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * A group of finished units is written as soon as it holds this many documents: documents travel as one
+ * JSON parameter, and a few units that chunk long texts must not make it hundreds of megabytes.
+ */
+export const MAX_DOCUMENTS_PER_WRITE = 2000;
+
 /** Options for {@link createEngine}. */
 export interface EngineOptions {
   db: Db;
@@ -375,6 +381,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     moreWork = true;
     let firstFinishedAt = 0;
     let writing = 0;
+    let finishedDocuments = 0;
     let writes: Promise<void> = Promise.resolve();
 
     const claimAndStart = async (want: number): Promise<number> => {
@@ -408,6 +415,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           runMs = runMs === undefined ? ms : runMs * 0.9 + ms * 0.1;
           if (finished.length === 0) firstFinishedAt = Date.now();
           finished.push(outcome);
+          if (outcome.kind === 'done') finishedDocuments += outcome.documents.length;
           signalLoop();
         });
       }
@@ -433,11 +441,15 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       if (inFlight.size === 0) break;
       const due =
         finished.length > 0 &&
-        (finished.length >= active || finished.length >= limit / 2 || Date.now() - firstFinishedAt >= flushIntervalMs);
+        (finished.length >= active ||
+          finished.length >= limit / 2 ||
+          finishedDocuments >= MAX_DOCUMENTS_PER_WRITE ||
+          Date.now() - firstFinishedAt >= flushIntervalMs);
       if (due) {
         // Writes run one at a time but in the background: the next claim and the extractors overlap with
         // them (on PostgreSQL a second pooled connection; on PGlite they simply queue).
         const group = finished.splice(0, finished.length);
+        finishedDocuments = 0;
         writing += group.length;
         writes = writes
           .then(() => flush(group))

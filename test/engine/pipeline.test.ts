@@ -72,12 +72,29 @@ function gateExtractor() {
   return state;
 }
 
+/** One document per number up to the object's `count`: a unit with thousands of outputs. */
+const fanout: Extractor<{ extractor_type?: string }> = {
+  name: 'fanout_extractor',
+  version: 'v1',
+  id: 'fanout_extractor_v1',
+  description: 'Writes `count` documents per object.',
+  parameters: z.object({ extractor_type: z.string().optional() }),
+  supportedInputTypes: ['integer'],
+  inputSchema: {},
+  outputSchema: () => ({ i: { type: 'integer' } }),
+  positionFields: ['i'],
+  async run({ input }) {
+    return Array.from({ length: Number(input.count) }, (_, i) => ({ i }));
+  },
+};
+
 for (const backend of BACKENDS) {
   describe(`pipeline: bucket → text_extractor → passthrough (${backend.name})`, () => {
     const gate = gateExtractor();
     const registry: ExtractorRegistry = new Map([
       ...createExtractorRegistry({ allowPrivateUrls: true }),
       [gate.extractor.id, gate.extractor as Extractor],
+      [fanout.id, fanout as Extractor],
     ]);
     let t: TestContext;
     let engine: Engine;
@@ -301,6 +318,35 @@ for (const backend of BACKENDS) {
         [chunksId],
       );
       expect(row!.n).toBe(3);
+    }, 60_000);
+
+    it('units with thousands of documents each are written completely, in several writes', async () => {
+      const bucket = await ok('POST', '/v1/buckets', { bucket_name: 'fanout', bucket_schema: { properties: { count: { type: 'integer' } } } });
+      const col = await ok('POST', '/v1/collections', {
+        collection_name: 'fanout',
+        source: { type: 'bucket', bucket_ids: [bucket.bucket_id] },
+        feature_extractor: { feature_extractor_name: 'fanout_extractor', version: 'v1' },
+      });
+      const counts = [1500, 2500, 10, 0];
+      const created = await ok('POST', `/v1/buckets/${bucket.bucket_id}/objects/batch`, { objects: counts.map((count) => ({ metadata: { count } })) });
+      const ids = (created.succeeded as { object_id: string }[]).map((o) => o.object_id);
+      const batch = await ok('POST', `/v1/buckets/${bucket.bucket_id}/batches`, { object_ids: ids });
+      await ok('POST', `/v1/buckets/${bucket.bucket_id}/batches/${batch.batch_id}/submit`, {});
+      await drain(engine, t.db);
+      const rows = await t.db.query<{ source_id: string; n: number; distinct_ids: number; top: number }>(
+        `SELECT source_id, count(*)::int AS n, count(DISTINCT id)::int AS distinct_ids, max((fields->>'i')::int) AS top
+           FROM documents WHERE collection_id = $1 GROUP BY source_id`,
+        [col.collection_id],
+      );
+      const byObject = new Map(rows.map((r) => [r.source_id, r]));
+      counts.forEach((count, k) => {
+        const row = byObject.get(ids[k]!);
+        if (count === 0) expect(row).toBeUndefined();
+        else expect(row).toEqual({ source_id: ids[k], n: count, distinct_ids: count, top: count - 1 });
+      });
+      const got = await ok('GET', `/v1/buckets/${bucket.bucket_id}/batches/${batch.batch_id}`);
+      expect(got.status).toBe('COMPLETED');
+      expect(got.tier_tasks[0].documents_written).toBe(4010);
     }, 60_000);
 
     it('cancel stops new work at once: running units are aborted, waiting ones never run', async () => {
