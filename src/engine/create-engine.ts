@@ -1,9 +1,8 @@
 import { hostname } from 'node:os';
 import type { BlobStore } from '../blobs/blob-store.js';
 import type { Db } from '../db/db.js';
-import { documentId, type DocumentLineage, splitVectors } from '../documents/document-shape.js';
 import { type ClassifiedError, classifyError, PermanentError } from '../extractors/errors.js';
-import type { ExtractedDocument, ExtractorRegistry } from '../extractors/extractor.js';
+import type { ExtractorRegistry } from '../extractors/extractor.js';
 import { randomBase36 } from '../ids/new-id.js';
 import { type BackoffPolicy, backoffDelayMs } from './backoff.js';
 import { claimSize } from './claim-size.js';
@@ -13,6 +12,8 @@ import { type FailedAttempt, failUnits } from './fail-units.js';
 import { cancelStrandedUnits, extendLeases, reapExpiredLeases } from './lease-statements.js';
 import { type BatchPlan, type CollectionPlan, PipelineCache } from './pipeline-cache.js';
 import { settleBatches } from './settle-batches.js';
+import { shapeDocuments } from './shape-documents.js';
+import { bindInput, passthroughFields } from './unit-input.js';
 import { loadSources, type UnitSource } from './unit-sources.js';
 
 /** The channel on which a canceled batch's id is announced, so workers stop its units at once. */
@@ -80,50 +81,6 @@ interface InFlight {
 }
 
 const nowIso = () => new Date().toISOString();
-
-// defineProperty, not assignment: a field named `__proto__` is a field like any other, not the prototype.
-const define = (target: Record<string, unknown>, key: string, value: unknown) =>
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-
-/** Source fields after the collection's input bindings (null bindings: every field by name). */
-function bindInput(plan: CollectionPlan, fields: Record<string, unknown>): Record<string, unknown> {
-  if (plan.input_bindings === null) return { ...fields };
-  const input: Record<string, unknown> = {};
-  for (const [name, binding] of Object.entries(plan.input_bindings)) {
-    const value = 'literal' in binding ? binding.literal : valueAt(fields, binding.path);
-    if (value !== undefined) define(input, name, value);
-  }
-  return input;
-}
-
-function valueAt(fields: Record<string, unknown>, path: string): unknown {
-  let v: unknown = fields;
-  for (const key of path.split('.')) {
-    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, key)) return undefined;
-    v = (v as Record<string, unknown>)[key];
-  }
-  return v;
-}
-
-/** Source fields a document keeps: all of them (`include_all_source_fields`), then `field_passthrough`. */
-function passthroughFields(plan: CollectionPlan, fields: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = plan.include_all_source_fields ? { ...fields } : {};
-  for (const p of plan.field_passthrough) {
-    const target = p.target_path ?? p.source_path.split('.').at(-1)!;
-    const value = valueAt(fields, p.source_path) ?? p.default;
-    if (value === undefined || value === null) {
-      if (p.required) {
-        throw new PermanentError(`required passthrough field ${JSON.stringify(p.source_path)} is missing from the source`, {
-          code: 'missing_field',
-          category: 'validation',
-        });
-      }
-      continue;
-    }
-    define(out, target, value);
-  }
-  return out;
-}
 
 /**
  * The engine: claims units in bulk, runs their extractors with bounded concurrency, and writes results in
@@ -226,76 +183,6 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       if (signal.aborted) return { kind: 'dropped', unit };
       return { kind: 'failed', unit, error: classifyError(err), extractor: extractor?.id ?? plan?.extractor_id ?? null };
     }
-  }
-
-  function shapeDocuments(
-    unit: ClaimedUnit,
-    source: UnitSource,
-    plan: CollectionPlan,
-    batch: BatchPlan,
-    extractorId: string,
-    positionFields: readonly string[],
-    kept: Record<string, unknown>,
-    produced: ExtractedDocument[],
-  ): { documents: DocumentWrite[]; downstream: DownstreamUnit[] } {
-    const timestamp = nowIso();
-    const documents: DocumentWrite[] = [];
-    const downstream: DownstreamUnit[] = [];
-    const next = batch.downstream.get(unit.collection_id) ?? [];
-    produced.forEach((doc, index) => {
-      const position = positionFields.length > 0 ? positionFields.map((f) => String(doc[f] ?? '')).join('\u0000') : index;
-      const id = documentId(unit.collection_id, unit.source_id, position);
-      const step = { collection_id: unit.collection_id, feature_extractor_id: extractorId, document_id: id, timestamp };
-      const lineage: DocumentLineage = source.parent
-        ? {
-            root_object_id: source.parent.lineage.root_object_id,
-            root_bucket_id: source.parent.lineage.root_bucket_id,
-            source_type: 'collection',
-            source_object_id: null,
-            source_document_id: unit.source_id,
-            source_collection_id: source.parent.collectionId,
-            path: `${source.parent.lineage.path}/${unit.collection_id}`,
-            chain: [...source.parent.lineage.chain, step],
-          }
-        : {
-            root_object_id: unit.source_id,
-            root_bucket_id: source.rootBucketId,
-            source_type: 'bucket',
-            source_object_id: unit.source_id,
-            source_document_id: null,
-            source_collection_id: null,
-            path: `${source.rootBucketId}/${unit.collection_id}`,
-            chain: [step],
-          };
-      const { fields, vectors } = splitVectors({ ...kept, ...doc }, plan.vector_fields);
-      documents.push({
-        unit_id: unit.id,
-        id,
-        organization_id: plan.organization_id,
-        namespace_id: plan.namespace_id,
-        collection_id: unit.collection_id,
-        source_type: unit.source_type,
-        source_id: unit.source_id,
-        position: index,
-        root_object_id: unit.root_object_id,
-        root_bucket_id: source.rootBucketId,
-        batch_id: unit.batch_id,
-        fields,
-        vectors,
-        lineage,
-      });
-      for (const d of next) {
-        downstream.push({
-          parent_unit_id: unit.id,
-          batch_id: unit.batch_id,
-          collection_id: d.collection_id,
-          tier_num: d.tier_num,
-          source_id: id,
-          root_object_id: unit.root_object_id,
-        });
-      }
-    });
-    return { documents, downstream };
   }
 
   /** The engine's decision for a failed attempt: retry automatically after a backoff, or fail. */

@@ -1,0 +1,46 @@
+import { PermanentError } from '../extractors/errors.js';
+import type { CollectionPlan } from './pipeline-cache.js';
+
+// defineProperty, not assignment: a field named `__proto__` is a field like any other, not the prototype.
+const define = (target: Record<string, unknown>, key: string, value: unknown) =>
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+
+/** Source fields after the collection's input bindings (null bindings: every field by name). */
+export function bindInput(plan: CollectionPlan, fields: Record<string, unknown>): Record<string, unknown> {
+  if (plan.input_bindings === null) return { ...fields };
+  const input: Record<string, unknown> = {};
+  for (const [name, binding] of Object.entries(plan.input_bindings)) {
+    const value = 'literal' in binding ? binding.literal : valueAt(fields, binding.path);
+    if (value !== undefined) define(input, name, value);
+  }
+  return input;
+}
+
+function valueAt(fields: Record<string, unknown>, path: string): unknown {
+  let v: unknown = fields;
+  for (const key of path.split('.')) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, key)) return undefined;
+    v = (v as Record<string, unknown>)[key];
+  }
+  return v;
+}
+
+/** Source fields a document keeps: all of them (`include_all_source_fields`), then `field_passthrough`. */
+export function passthroughFields(plan: CollectionPlan, fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = plan.include_all_source_fields ? { ...fields } : {};
+  for (const p of plan.field_passthrough) {
+    const target = p.target_path ?? p.source_path.split('.').at(-1)!;
+    const value = valueAt(fields, p.source_path) ?? p.default;
+    if (value === undefined || value === null) {
+      if (p.required) {
+        throw new PermanentError(`required passthrough field ${JSON.stringify(p.source_path)} is missing from the source`, {
+          code: 'missing_field',
+          category: 'validation',
+        });
+      }
+      continue;
+    }
+    define(out, target, value);
+  }
+  return out;
+}
