@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { BlobStore } from '../blobs/blob-store.js';
+import { BlobUrlSigner } from '../blobs/blob-urls.js';
 import type { Db } from '../db/db.js';
 import { type ClassifiedError, classifyError, PermanentError } from '../extractors/errors.js';
 import type { ExtractorRegistry } from '../extractors/extractor.js';
@@ -53,6 +54,11 @@ export interface EngineOptions {
   claimLimit?: number;
   /** Longest a finished unit waits to be written together with others (ms). */
   flushIntervalMs?: number;
+  /**
+   * Base URL of a Sluice API (SLUICE_PUBLIC_URL, or the server's own address): stored blobs then reach
+   * extractors with a signed `url` of their bytes. Unset: their `url` is null.
+   */
+  publicUrl?: string;
   /** Identifies this worker in leases; unique per engine. */
   owner?: string;
   onError?: (err: unknown) => void;
@@ -93,6 +99,9 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const owner = options.owner ?? `${hostname()}:${process.pid}:${randomBase36(6)}`;
   const flushIntervalMs = options.flushIntervalMs ?? 25;
   const cache = new PipelineCache();
+  const signer = new BlobUrlSigner(db);
+  const { publicUrl } = options;
+  const blobUrl = publicUrl ? (blobId: string) => signer.sign(publicUrl, blobId) : undefined;
   const inFlight = new Map<number, InFlight>();
   let lastReap = 0;
   let claiming = true;
@@ -281,7 +290,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       let loaded: [Map<string, UnitSource | PermanentError>, Map<string, CollectionPlan>, Map<string, BatchPlan>];
       try {
         loaded = await Promise.all([
-          loadSources(db, options.blobs, claimed),
+          loadSources(db, options.blobs, claimed, blobUrl),
           cache.collectionPlans(db, claimed.map((u) => u.collection_id)),
           cache.batchPlans(db, claimed.map((u) => u.batch_id)),
         ]);

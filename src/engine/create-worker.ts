@@ -26,11 +26,14 @@ export interface WorkerOptions {
     | 'embeddingsUrl'
     | 'embeddingsModel'
     | 'embeddingsApiKey'
+    | 'publicUrl'
   >;
   /** Defaults to the local blob store under the data dir. */
   blobs?: BlobStore;
   /** Defaults to the built-in extractors configured from `config`. */
   extractors?: ExtractorRegistry;
+  /** Where extractors fetch stored blobs (signed URLs); defaults to `config.publicUrl`. */
+  publicUrl?: string;
   /** Units run at once; defaults to `config.workers` (at least 1). */
   concurrency?: number;
   /** Most units claimed at once (default: 64 per unit of concurrency, at most 500). */
@@ -72,6 +75,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     autoAttempts: config.autoAttempts,
     backoff: { baseMs: config.backoffBaseMs, capMs: config.backoffCapMs },
     leaseMs: config.leaseMs,
+    publicUrl: options.publicUrl ?? config.publicUrl,
     claimLimit: options.claimLimit,
     onError: options.onError,
   });

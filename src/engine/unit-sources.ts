@@ -14,6 +14,9 @@ export interface UnitSource {
   parent: { lineage: DocumentLineage; collectionId: string } | null;
 }
 
+/** A fetchable URL of a stored blob's bytes (signed, on Sluice itself), when the engine knows Sluice's URL. */
+export type BlobUrlOf = (blobId: string) => Promise<string>;
+
 /** Largest text blob the engine reads into memory for an extractor. */
 export const MAX_TEXT_BLOB_BYTES = 32 * 1024 * 1024;
 
@@ -36,7 +39,7 @@ async function readText(store: BlobStore, key: string): Promise<string> {
 }
 
 /** A blob as extractors see it (DESIGN-NOTES §9): text blobs as their text, others as a reference. */
-async function blobValue(store: BlobStore, blob: BlobRow): Promise<unknown> {
+async function blobValue(store: BlobStore, blob: BlobRow, blobUrl: BlobUrlOf | undefined): Promise<unknown> {
   if (blob.type === 'text' || blob.type === 'string') {
     if (blob.source === 'text') return blob.text_value ?? '';
     if (blob.source === 'stored' && blob.storage_key) {
@@ -58,7 +61,7 @@ async function blobValue(store: BlobStore, blob: BlobRow): Promise<unknown> {
     );
   }
   return {
-    url: blob.source === 'url' ? blob.url : null,
+    url: blob.source === 'url' ? blob.url : blob.source === 'stored' && blobUrl ? await blobUrl(blob.id) : null,
     storage_key: blob.source === 'stored' ? blob.storage_key : null,
     mime_type: blob.mime_type,
     size_bytes: blob.size_bytes,
@@ -72,7 +75,12 @@ async function blobValue(store: BlobStore, blob: BlobRow): Promise<unknown> {
  * (whatever the number of units). A source that is gone, or a blob that cannot be read, becomes a
  * permanent error for the units that read it, not for the whole round.
  */
-export async function loadSources(q: Queryable, store: BlobStore, units: readonly ClaimedUnit[]): Promise<Map<string, UnitSource | PermanentError>> {
+export async function loadSources(
+  q: Queryable,
+  store: BlobStore,
+  units: readonly ClaimedUnit[],
+  blobUrl?: BlobUrlOf,
+): Promise<Map<string, UnitSource | PermanentError>> {
   const out = new Map<string, UnitSource | PermanentError>();
   const objectIds = [...new Set(units.filter((u) => u.source_type === 'object').map((u) => u.source_id))];
   const documentIds = [...new Set(units.filter((u) => u.source_type === 'document').map((u) => u.source_id))];
@@ -91,7 +99,7 @@ export async function loadSources(q: Queryable, store: BlobStore, units: readonl
           const fields: Record<string, unknown> = { ...o.metadata };
           for (const blob of blobs.get(o.id) ?? []) {
             // defineProperty: a property named `__proto__` is a field, not the prototype.
-            Object.defineProperty(fields, blob.property, { value: await blobValue(store, blob), enumerable: true, writable: true, configurable: true });
+            Object.defineProperty(fields, blob.property, { value: await blobValue(store, blob, blobUrl), enumerable: true, writable: true, configurable: true });
           }
           out.set(o.id, { fields, rootBucketId: o.bucket_id, parent: null });
         } catch (err) {

@@ -5,6 +5,7 @@ import { jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-z
 import { apiKeyRoutes } from '../api-keys/routes.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { batchRoutes } from '../batches/routes.js';
+import { blobRoutes } from '../blobs/routes.js';
 import { bucketRoutes } from '../buckets/routes.js';
 import { collectionRoutes } from '../collections/routes.js';
 import type { ExtractorRegistry } from '../extractors/extractor.js';
@@ -162,6 +163,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   bucketRoutes(app, deps);
   objectRoutes(app, deps);
   uploadRoutes(app, deps);
+  blobRoutes(app, deps);
   batchRoutes(app, deps);
   taskRoutes(app, db);
   collectionRoutes(app, deps, deps.extractors);

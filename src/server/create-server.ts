@@ -56,11 +56,20 @@ export async function createServer(options: ServerOptions = {}): Promise<SluiceS
       backoff: { baseMs: config.backoffBaseMs, capMs: config.backoffCapMs },
       logger: options.logger ?? { level: config.logLevel },
     });
+    const address = await app.listen({ port: config.port, host: config.host });
     if (config.workers > 0) {
       const log = app.log;
-      worker = await createWorker({ db, config, blobs, extractors, onError: (err) => log.error({ err }, 'worker round failed') });
+      // Started after listen, so that without SLUICE_PUBLIC_URL the blob URLs handed to extractors can point
+      // at this server's own address.
+      worker = await createWorker({
+        db,
+        config,
+        blobs,
+        extractors,
+        publicUrl: config.publicUrl ?? address,
+        onError: (err) => log.error({ err }, 'worker round failed'),
+      });
     }
-    const address = await app.listen({ port: config.port, host: config.host });
     let closing: Promise<void> | undefined;
     const started = app;
     const startedWorker = worker;
