@@ -73,34 +73,34 @@ export class EmbeddingsClient {
     const headers: Record<string, string> = {};
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     const body = this.model === undefined ? { input } : { model: this.model, input };
-    const json = await postJson(this.endpoint, body, { what, headers, timeoutMs: this.timeoutMs, signal, fetch: this.fetchFn });
-    return parseEmbeddings(what, json, input.length);
+    const { status, json } = await postJson(this.endpoint, body, { what, headers, timeoutMs: this.timeoutMs, signal, fetch: this.fetchFn });
+    return parseEmbeddings(what, json, input.length, status);
   }
 }
 
 /** Checks `{data: [{embedding: number[], index?}]}` and returns the vectors in input order. */
-function parseEmbeddings(what: string, json: unknown, expected: number): number[][] {
+function parseEmbeddings(what: string, json: unknown, expected: number, status: number): number[][] {
   const data = (json as { data?: unknown } | null)?.data;
   if (typeof json !== 'object' || json === null || !Array.isArray(data)) {
-    throw invalidResponse(what, 'expected a JSON object with a "data" array');
+    throw invalidResponse(what, 'expected a JSON object with a "data" array', status);
   }
-  if (data.length !== expected) throw invalidResponse(what, `expected ${expected} embeddings, got ${data.length}`);
+  if (data.length !== expected) throw invalidResponse(what, `expected ${expected} embeddings, got ${data.length}`, status);
   const out: (number[] | undefined)[] = new Array(expected);
   let dims: number | undefined;
   data.forEach((item: unknown, position) => {
     const entry = item as { embedding?: unknown; index?: unknown } | null;
     const embedding = entry?.embedding;
     if (!Array.isArray(embedding) || embedding.length === 0 || !embedding.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-      throw invalidResponse(what, `data[${position}].embedding is not a non-empty array of finite numbers`);
+      throw invalidResponse(what, `data[${position}].embedding is not a non-empty array of finite numbers`, status);
     }
     if (dims !== undefined && embedding.length !== dims) {
-      throw invalidResponse(what, `data[${position}].embedding has ${embedding.length} dimensions, earlier ones ${dims}`);
+      throw invalidResponse(what, `data[${position}].embedding has ${embedding.length} dimensions, earlier ones ${dims}`, status);
     }
     dims = embedding.length;
     // OpenAI sends `index`; servers that leave it out answer in input order.
     const index = entry?.index === undefined ? position : entry.index;
     if (!Number.isSafeInteger(index) || (index as number) < 0 || (index as number) >= expected || out[index as number]) {
-      throw invalidResponse(what, `data[${position}].index ${JSON.stringify(index)} is out of range or repeated`);
+      throw invalidResponse(what, `data[${position}].index ${JSON.stringify(index)} is out of range or repeated`, status);
     }
     out[index as number] = embedding as number[];
   });

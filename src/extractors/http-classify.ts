@@ -97,12 +97,13 @@ export interface PostJsonOptions {
 }
 
 /**
- * POSTs `body` as JSON and returns the parsed JSON of a 2xx answer. Throws, classified: a non-2xx status
+ * POSTs `body` as JSON and returns the status and parsed JSON of a 2xx answer (the status, so that an answer
+ * of the wrong shape can be recorded with it). Throws, classified: a non-2xx status
  * ({@link httpStatusError}); no answer within `timeoutMs`, headers and body together → network/timeout;
  * network faults ({@link networkError}); a 2xx body that is not JSON → runtime/invalid_response; the
  * caller's signal aborted → network/aborted (transient: the unit was taken away, not broken).
  */
-export async function postJson(url: string, body: unknown, options: PostJsonOptions): Promise<unknown> {
+export async function postJson(url: string, body: unknown, options: PostJsonOptions): Promise<{ status: number; json: unknown }> {
   const { what, timeoutMs } = options;
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
@@ -133,7 +134,7 @@ export async function postJson(url: string, body: unknown, options: PostJsonOpti
   }
   if (status < 200 || status > 299) throw httpStatusError(what, status, headers, text);
   try {
-    return JSON.parse(text);
+    return { status, json: JSON.parse(text) };
   } catch (err) {
     throw invalidResponse(what, `its HTTP ${status} body is not JSON${excerpt(text)}`, status, err);
   }

@@ -120,7 +120,7 @@ export function createWebhookExtractor(options: WebhookExtractorOptions): Extrac
         source: context.source,
         input: input.input,
       };
-      const json = await postJson(params.url, body, {
+      const { status, json } = await postJson(params.url, body, {
         what,
         headers: params.headers,
         timeoutMs: params.timeout_ms,
@@ -131,13 +131,13 @@ export function createWebhookExtractor(options: WebhookExtractorOptions): Extrac
       });
       const documents = (json as { documents?: unknown } | null)?.documents;
       if (typeof json !== 'object' || json === null || Array.isArray(json) || !Array.isArray(documents)) {
-        throw invalidResponse(what, 'expected a JSON object {"documents": [...]}');
+        throw invalidResponse(what, 'expected a JSON object {"documents": [...]}', status);
       }
       return documents.map((doc: unknown, i) => {
         if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-          throw invalidResponse(what, `documents[${i}] is not a JSON object`);
+          throw invalidResponse(what, `documents[${i}] is not a JSON object`, status);
         }
-        if (Object.hasOwn(doc, '_internal')) throw invalidResponse(what, `documents[${i}] carries "_internal", which Sluice reserves`);
+        if (Object.hasOwn(doc, '_internal')) throw invalidResponse(what, `documents[${i}] carries "_internal", which Sluice reserves`, status);
         return doc as Record<string, unknown>;
       });
     },

@@ -224,7 +224,7 @@ for (const backend of BACKENDS) {
         unauthorized: { error_type: 'authentication', code: 'upstream_unauthorized', transient: false, http_status: 401, retry_after_ms: null, attempts: 1, message: /HTTP 401/ },
         malformed_json: { error_type: 'runtime', code: 'invalid_response', transient: false, http_status: 200, retry_after_ms: null, attempts: 1, message: /body is not JSON/ },
         // The shape is checked after postJson has returned the parsed body, which carries no status.
-        wrong_shape: { error_type: 'runtime', code: 'invalid_response', transient: false, http_status: null, retry_after_ms: null, attempts: 1, message: /expected a JSON object \{"documents": \[\.\.\.\]\}/ },
+        wrong_shape: { error_type: 'runtime', code: 'invalid_response', transient: false, http_status: 200, retry_after_ms: null, attempts: 1, message: /expected a JSON object \{"documents": \[\.\.\.\]\}/ },
       };
       for (const [fault, e] of Object.entries(expected)) {
         const u = unit(fault as keyof typeof ids);

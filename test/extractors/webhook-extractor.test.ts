@@ -166,7 +166,7 @@ describe('webhook_extractor against a real HTTP server', () => {
       server.json(200, body);
       const err = await rejection(run());
       expect(err).toBeInstanceOf(PermanentError);
-      expect(classifyError(err)).toMatchObject({ error_type: 'runtime', transient: false, code: 'invalid_response' });
+      expect(classifyError(err)).toMatchObject({ error_type: 'runtime', transient: false, code: 'invalid_response', http_status: 200 });
     });
   }
 });
