@@ -35,6 +35,8 @@ export interface CompleteResult {
   completed: { id: number; batch_id: string }[];
   /** How many downstream units were queued. */
   queued: number;
+  /** Earlier documents of these units that this run did not produce again, now deleted. */
+  stale: StaleDocument[];
 }
 
 /**
@@ -65,8 +67,8 @@ export async function completeUnits(
   documents: DocumentWrite[],
   downstream: DownstreamUnit[],
 ): Promise<CompleteResult> {
-  if (units.length === 0) return { completed: [], queued: 0 };
-  const rows = await q.query<{ id: number; batch_id: string; queued: number }>(
+  if (units.length === 0) return { completed: [], queued: 0, stale: [] };
+  const rows = await q.query<{ id: number; batch_id: string; queued: number; stale: StaleDocument[] }>(
     `WITH done AS (
        UPDATE units u
           SET status = 'completed', documents_written = ($3::integer[])[array_position($2::bigint[], u.id)],
@@ -83,6 +85,7 @@ export async function completeUnits(
        DELETE FROM documents old USING done
         WHERE old.collection_id = done.collection_id AND old.source_id = done.source_id
           AND old.id NOT IN (SELECT id FROM docs)
+       RETURNING old.id, old.root_object_id
      ), written AS (
        INSERT INTO documents (id, organization_id, namespace_id, collection_id, source_type, source_id, position,
                               root_object_id, root_bucket_id, batch_id, fields, vectors, lineage)
@@ -104,9 +107,39 @@ export async function completeUnits(
      ), woken AS (
        SELECT pg_notify('${WAKE_CHANNEL}', '') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued
      )
-     SELECT done.id, done.batch_id, (SELECT count(*) FROM queued)::int AS queued, (SELECT count(*) FROM woken)::int AS woken
+     SELECT done.id, done.batch_id, (SELECT count(*) FROM queued)::int AS queued, (SELECT count(*) FROM woken)::int AS woken,
+            (SELECT coalesce(json_agg(json_build_object('id', id, 'root_object_id', root_object_id)), '[]') FROM stale) AS stale
        FROM done`,
     [owner, units.map((u) => u.id), units.map((u) => u.documents_written), JSON.stringify(documents), JSON.stringify(downstream)],
   );
-  return { completed: rows.map((r) => ({ id: r.id, batch_id: r.batch_id })), queued: rows[0]?.queued ?? 0 };
+  return { completed: rows.map((r) => ({ id: r.id, batch_id: r.batch_id })), queued: rows[0]?.queued ?? 0, stale: rows[0]?.stale ?? [] };
+}
+
+/** A document a re-run did not produce again, deleted by {@link completeUnits}. */
+export interface StaleDocument {
+  id: string;
+  root_object_id: string | null;
+}
+
+/**
+ * Deletes the documents derived from `stale` ones, at any depth: a re-run that produces fewer documents must
+ * not leave downstream documents whose source is gone. Every document's lineage chain names all its
+ * ancestors, and descendants share the root object, so one statement finds them through the
+ * `documents_root_object` index. A separate statement (not a CTE of completeUnits) so that it also sees
+ * descendants written by the same group of units.
+ */
+export async function deleteDerivedDocuments(q: Queryable, stale: readonly StaleDocument[]): Promise<number> {
+  if (stale.length === 0) return 0;
+  const rows = await q.query<{ n: number }>(
+    `WITH gone AS (
+       DELETE FROM documents d
+        USING unnest($1::text[], $2::text[]) AS s(id, root_object_id)
+        WHERE d.root_object_id = s.root_object_id
+          AND d.lineage->'chain' @> jsonb_build_array(jsonb_build_object('document_id', s.id))
+       RETURNING 1
+     )
+     SELECT count(*)::int AS n FROM gone`,
+    [stale.map((s) => s.id), stale.map((s) => s.root_object_id)],
+  );
+  return rows[0]!.n;
 }

@@ -8,7 +8,7 @@ import { randomBase36 } from '../ids/new-id.js';
 import { type BackoffPolicy, backoffDelayMs } from './backoff.js';
 import { claimSize } from './claim-size.js';
 import { type ClaimedUnit, claimUnits } from './claim-units.js';
-import { completeUnits, type DocumentWrite, type DownstreamUnit } from './complete-units.js';
+import { completeUnits, type DocumentWrite, type DownstreamUnit, deleteDerivedDocuments } from './complete-units.js';
 import { type FailedAttempt, failUnits } from './fail-units.js';
 import { cancelStrandedUnits, extendLeases, reapExpiredLeases } from './lease-statements.js';
 import { type BatchPlan, type CollectionPlan, PipelineCache } from './pipeline-cache.js';
@@ -228,13 +228,19 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     const failed = outcomes.filter((o): o is Extract<Outcome, { kind: 'failed' }> => o.kind === 'failed');
     const touched = new Set<string>();
     if (done.length > 0) {
-      const result = await completeUnits(
-        db,
-        owner,
-        done.map((o) => ({ id: o.unit.id, documents_written: o.documents.length })),
-        done.flatMap((o) => o.documents),
-        done.flatMap((o) => o.downstream),
-      );
+      // One transaction: documents that a re-run no longer produces take their descendants with them (rare),
+      // and a crash in between must not leave those orphans behind for good.
+      const result = await db.transaction(async (tx) => {
+        const completed = await completeUnits(
+          tx,
+          owner,
+          done.map((o) => ({ id: o.unit.id, documents_written: o.documents.length })),
+          done.flatMap((o) => o.documents),
+          done.flatMap((o) => o.downstream),
+        );
+        await deleteDerivedDocuments(tx, completed.stale);
+        return completed;
+      });
       for (const c of result.completed) touched.add(c.batch_id);
       if (result.queued > 0) moreWork = true;
     }

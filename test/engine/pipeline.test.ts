@@ -349,6 +349,62 @@ for (const backend of BACKENDS) {
       expect(got.tier_tasks[0].documents_written).toBe(4010);
     }, 60_000);
 
+    it('a re-run that produces fewer documents deletes the extra ones and everything derived from them', async () => {
+      const bucket = await ok('POST', '/v1/buckets', { bucket_name: 'shrink', bucket_schema: { properties: { count: { type: 'integer' } } } });
+      const a = await ok('POST', '/v1/collections', {
+        collection_name: 'shrink-a',
+        source: { type: 'bucket', bucket_ids: [bucket.bucket_id] },
+        feature_extractor: { feature_extractor_name: 'fanout_extractor', version: 'v1' },
+      });
+      const b = await ok('POST', '/v1/collections', {
+        collection_name: 'shrink-b',
+        source: { type: 'collection', collection_ids: [a.collection_id] },
+        feature_extractor: { feature_extractor_name: 'passthrough_extractor', version: 'v1' },
+      });
+      const c = await ok('POST', '/v1/collections', {
+        collection_name: 'shrink-c',
+        source: { type: 'collection', collection_ids: [b.collection_id] },
+        feature_extractor: { feature_extractor_name: 'passthrough_extractor', version: 'v1' },
+      });
+      const created = await ok('POST', `/v1/buckets/${bucket.bucket_id}/objects/batch`, { objects: [{ metadata: { count: 5 } }, { metadata: { count: 3 } }] });
+      const [shrinking, steady] = (created.succeeded as { object_id: string }[]).map((o) => o.object_id);
+      const run = async () => {
+        const batch = await ok('POST', `/v1/buckets/${bucket.bucket_id}/batches`, { object_ids: [shrinking, steady] });
+        await ok('POST', `/v1/buckets/${bucket.bucket_id}/batches/${batch.batch_id}/submit`, {});
+        await drain(engine, t.db);
+        expect((await ok('GET', `/v1/buckets/${bucket.bucket_id}/batches/${batch.batch_id}`)).status).toBe('COMPLETED');
+      };
+      const counts = async () =>
+        Object.fromEntries(
+          (
+            await t.db.query<{ k: string; n: number }>(
+              `SELECT collection_id || '/' || root_object_id AS k, count(*)::int AS n FROM documents
+                WHERE collection_id = ANY($1::text[]) GROUP BY 1`,
+              [[a.collection_id, b.collection_id, c.collection_id]],
+            )
+          ).map((r) => [r.k, r.n]),
+        );
+      const expected = (x: number, y: number) =>
+        Object.fromEntries(
+          [a, b, c].flatMap((col) => [
+            [`${col.collection_id}/${shrinking}`, x],
+            [`${col.collection_id}/${steady}`, y],
+          ]),
+        );
+      await run();
+      expect(await counts()).toEqual(expected(5, 3));
+      await ok('PATCH', `/v1/buckets/${bucket.bucket_id}/objects/${shrinking}`, { metadata: { count: 2 } });
+      await run();
+      expect(await counts()).toEqual(expected(2, 3));
+      // What is left is exactly positions 0 and 1, and every tier-2 document still has its whole chain.
+      const [{ broken }] = (await t.db.query<{ broken: number }>(
+        `SELECT count(*)::int AS broken FROM documents d
+          WHERE d.collection_id = $1 AND NOT EXISTS (SELECT 1 FROM documents p WHERE p.id = d.source_id)`,
+        [c.collection_id],
+      )) as [{ broken: number }];
+      expect(broken).toBe(0);
+    }, 60_000);
+
     it('cancel stops new work at once: running units are aborted, waiting ones never run', async () => {
       const bucket = await ok('POST', '/v1/buckets', { bucket_name: 'gated', bucket_schema: { properties: { body: { type: 'text' } } } });
       const gated = await ok('POST', '/v1/collections', {
