@@ -4,6 +4,7 @@ import type { Extractor, ExtractorRegistry } from '../../src/extractors/extracto
 import { createExtractorRegistry } from '../../src/extractors/registry.js';
 import { type DocumentLineage, documentId } from '../../src/documents/document-shape.js';
 import type { UnitError } from '../../src/engine/fail-units.js';
+import { cancelStrandedUnits } from '../../src/engine/lease-statements.js';
 import type { Engine } from '../../src/engine/create-engine.js';
 import { chunkText } from '../../src/extractors/text-chunker.js';
 import { offlineEmbedding } from '../../src/extractors/offline-embedding.js';
@@ -444,6 +445,33 @@ for (const backend of BACKENDS) {
         expect(got.status).toBe('CANCELED');
         expect(got.tier_tasks[0].status).toBe('CANCELED');
         expect((await ok('GET', `/v1/tasks/${task.task_id}`)).status).toBe('CANCELED');
+
+        // A unit queued just as the cancel committed (a racing write or retry) is never claimed, and the
+        // lease sweep marks it canceled. An engine with a long lease: after its first round no sweep is due,
+        // so only the claim's own check keeps the unit from running.
+        const later = await testEngine(t.db, t.blobs, { extractors: registry, leaseMs: 120_000 });
+        try {
+          expect(await later.runOnce(2)).toBe(0);
+          await t.db.query(
+            `UPDATE units SET status = 'pending', next_attempt_at = now() WHERE id = (SELECT min(id) FROM units WHERE batch_id = $1)`,
+            [batch.batch_id],
+          );
+          expect(await later.runOnce(2)).toBe(0);
+          expect(gate.started).toBe(2);
+        } finally {
+          await later.close();
+        }
+        const [{ pending }] = (await t.db.query<{ pending: number }>(
+          "SELECT count(*)::int AS pending FROM units WHERE batch_id = $1 AND status = 'pending'",
+          [batch.batch_id],
+        )) as [{ pending: number }];
+        expect(pending).toBe(1);
+        expect(await cancelStrandedUnits(t.db)).toBe(1);
+        const after = await t.db.query<{ status: string; n: number }>(
+          'SELECT status, count(*)::int AS n FROM units WHERE batch_id = $1 GROUP BY status',
+          [batch.batch_id],
+        );
+        expect(after).toEqual([{ status: 'canceled', n: 30 }]);
       } finally {
         gate.open();
         await slow.close();
