@@ -10,6 +10,8 @@ import {
   BucketParams,
   CreateBatchRequest,
   DeleteBatchResponse,
+  BatchLogsQuery,
+  BatchLogsResponse,
   FailedDocumentsQuery,
   FailedDocumentsResponse,
   ListBatchesRequest,
@@ -27,6 +29,7 @@ import {
   deleteBatch,
   failedDocuments,
   getBatch,
+  getBatchLogs,
   listBatches,
   retryBatch,
   submitBatch,
@@ -35,7 +38,7 @@ import {
 
 /**
  * `/v1/buckets/{bucket}/batches…`: create a batch of objects, add to it, submit it for processing, read,
- * list, update, cancel and delete it; list its failed units and retry them. (Logs are registered elsewhere.)
+ * list, update, cancel and delete it; list its failed units and retry them; read its processing log.
  */
 export function batchRoutes(app: FastifyInstance, { db, backoff }: Pick<AppDeps, 'db' | 'backoff'>): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -103,6 +106,19 @@ export function batchRoutes(app: FastifyInstance, { db, backoff }: Pick<AppDeps,
     config: { permission: 'write', namespaced: true },
     schema: { tags, summary: 'Cancel Batch', params: BatchParams, response: { 200: TaskResponse } },
     handler: (req) => cancelBatch(db, scopeOf(req), req.params.bucket_identifier, req.params.batch_id),
+  });
+
+  r.get('/v1/buckets/:bucket_identifier/batches/:batch_id/logs', {
+    config: { permission: 'read', namespaced: true },
+    schema: {
+      tags,
+      summary: 'Get Batch Logs',
+      description: 'The batch\'s processing log: batch and tier transitions and every failed attempt kept in unit histories (newest 1000).',
+      params: BatchParams,
+      querystring: BatchLogsQuery,
+      response: { 200: BatchLogsResponse },
+    },
+    handler: (req) => getBatchLogs(db, scopeOf(req), req.params.bucket_identifier, req.params.batch_id, req.query),
   });
 
   r.get('/v1/buckets/:bucket_identifier/batches/:batch_id/failed-documents', {

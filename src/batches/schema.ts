@@ -194,6 +194,35 @@ export const FailedDocumentsQuery = z.object({
 });
 export type FailedDocumentsQuery = z.infer<typeof FailedDocumentsQuery>;
 
+/** `GET …/batches/{batch_id}/logs`: optionally one tier. */
+export const BatchLogsQuery = FailedDocumentsQuery.pick({ tier_num: true });
+export type BatchLogsQuery = z.infer<typeof BatchLogsQuery>;
+
+/** One event of a batch's processing log. */
+export const BatchLogEvent = z.object({
+  timestamp: z.string(),
+  level: z.enum(['info', 'warning', 'error']),
+  /** batch_created, batch_submitted, batch_started, batch_finished, tier_started, tier_finished, attempt_failed. */
+  event: z.string(),
+  tier_num: z.number().int().nullable(),
+  collection_id: z.string().nullable(),
+  /** For failed attempts: the unit's source id (object or upstream document). */
+  document_id: z.string().nullable(),
+  message: z.string(),
+  /** For failed attempts: the error record as stored (DESIGN-NOTES §5). */
+  error: z.record(z.string(), z.unknown()).nullable(),
+});
+
+/** Sluice's answer to `GET …/logs` (Mixpeek publishes no shape: it serves Ray job logs). */
+export const BatchLogsResponse = z.object({
+  batch_id: z.string(),
+  tier_num: z.number().int().nullable(),
+  logs: z.array(BatchLogEvent),
+  total_count: z.number().int(),
+  truncated: z.boolean(),
+});
+export type BatchLogsResponse = z.infer<typeof BatchLogsResponse>;
+
 /** One failed unit of a batch, as `GET …/failed-documents` lists it. */
 export const FailedDocument = z.object({
   /** The unit's source item: an object id (tier 0) or an upstream document id (tier ≥ 1). */

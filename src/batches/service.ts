@@ -3,17 +3,21 @@ import { collectionGraph } from '../collections/service.js';
 import { deriveTiers } from '../collections/tiers.js';
 import type { Db, Queryable } from '../db/db.js';
 import type { BackoffPolicy } from '../engine/backoff.js';
+import { CANCEL_CHANNEL } from '../engine/create-engine.js';
 import { WAKE_CHANNEL } from '../engine/create-worker.js';
 import { ApiError, badRequest, notFound, show } from '../errors/registry.js';
 import { newId } from '../ids/new-id.js';
 import type { TaskResponse } from '../tasks/schema.js';
 import { createTask, getTask } from '../tasks/service.js';
+import { batchLogs } from './batch-logs.js';
 import { type BatchRow, batchViews } from './batch-view.js';
 import { listFailedDocuments } from './failed-documents.js';
 import { claimIdempotencyKey, type IdempotencyScope, requestHash, storeIdempotentResponse } from './idempotency.js';
 import { countRetryableUnits, RETRIED_IDS_SHOWN, RETRYABLE_STATUSES, type RetrySelection, requeueFailedUnits } from './retry-units.js';
 import {
   type AddObjectsToBatchRequest,
+  type BatchLogsQuery,
+  type BatchLogsResponse,
   type BatchModel,
   CANCELABLE_STATUSES,
   type CreateBatchRequest,
@@ -22,9 +26,6 @@ import {
   type RetryBatchRequest,
   type RetryBatchResponse,
 } from './schema.js';
-
-/** The channel on which a cancel (or delete) tells running workers to drop a batch's units; payload: the batch id. */
-export const CANCEL_CHANNEL = 'sluice_cancel';
 
 /** The task type of a batch's processing. */
 export const BATCH_TASK_TYPE = 'api_buckets_batches_process';
@@ -361,6 +362,19 @@ export async function listBatches(
   const total = rows[0]?.match_count ?? 0;
   const page = rows.filter((r) => r.id !== null).map(({ match_count: _c, ...row }) => row as BatchRow);
   return { results: await batchViews(q, page), total_count: total };
+}
+
+/** A batch's processing log: its transitions and failed attempts, oldest first. */
+export async function getBatchLogs(
+  q: Queryable,
+  scope: BatchScope,
+  bucketIdentifier: string,
+  batchId: string,
+  query: BatchLogsQuery,
+): Promise<BatchLogsResponse> {
+  const bucket = await requireBucket(q, scope, bucketIdentifier);
+  const batch = await requireBatch(q, scope, bucket.id, batchId);
+  return batchLogs(q, batch.id, query);
 }
 
 /** A batch's failed units, one page (DESIGN-NOTES §7). */

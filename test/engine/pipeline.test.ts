@@ -287,6 +287,28 @@ for (const backend of BACKENDS) {
       expect(unit!.last_error.message).toContain(victim);
       expect(got.tier_tasks[0].status).toBe('COMPLETED_WITH_ERRORS');
       expect(got.tier_tasks[1].status).toBe('COMPLETED');
+
+      // The batch's log: its transitions in order, and the failed attempt with its error record.
+      const logs = await ok('GET', `/v1/buckets/${bucketId}/batches/${batch.batch_id}/logs`);
+      type LogEvent = { event: string; level: string; tier_num: number | null; document_id: string | null; error: UnitError | null; timestamp: string };
+      const events = logs.logs as LogEvent[];
+      expect(logs).toMatchObject({ batch_id: batch.batch_id, tier_num: null, total_count: events.length, truncated: false });
+      const order = events.map((e) => e.event);
+      expect(order.filter((e) => e.startsWith('batch_'))).toEqual(['batch_created', 'batch_submitted', 'batch_started', 'batch_finished']);
+      expect(order.indexOf('tier_started')).toBeLessThan(order.indexOf('tier_finished'));
+      expect(order.at(-1)).toBe('batch_finished');
+      const timestamps = events.map((e) => Date.parse(e.timestamp));
+      expect(timestamps).toEqual([...timestamps].sort((x, y) => x - y));
+      const failure = events.find((e) => e.event === 'attempt_failed')!;
+      expect(failure).toMatchObject({ level: 'error', tier_num: 0, document_id: victim });
+      expect(failure.error).toMatchObject({ error_type: 'dependency', code: 'source_missing' });
+      const tier1 = await ok('GET', `/v1/buckets/${bucketId}/batches/${batch.batch_id}/logs?tier_num=1`);
+      expect((tier1.logs as LogEvent[]).map((e) => [e.event, e.tier_num])).toEqual([
+        ['tier_started', 1],
+        ['tier_finished', 1],
+      ]);
+      const bad = await call('GET', `/v1/buckets/${bucketId}/batches/${batch.batch_id}/logs?tier_num=x`);
+      expect(bad.statusCode).toBe(422);
     }, 60_000);
 
     it('auto_process=true creates and submits a batch for new objects, single and batch create', async () => {
