@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BLOB_TYPES, type BlobType } from '../blobs/sniff-mime.js';
 import { show, type ValidationIssue } from '../errors/registry.js';
+import { setField } from '../util/set-field.js';
 
 export const FIELD_TYPES = [
   'string',
@@ -143,9 +144,7 @@ function checkFields(
   strict: boolean,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  // Own properties only: a field named `constructor` or `__proto__` must not meet Object.prototype.
-  const set = (name: string, value: unknown) =>
-    Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+  const set = (name: string, value: unknown) => setField(out, name, value);
   for (const [name, value] of Object.entries(values)) {
     const def = Object.hasOwn(properties, name) ? properties[name] : undefined;
     if (!def) {

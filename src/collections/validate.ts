@@ -3,6 +3,7 @@ import { type BucketSchema, type BucketSchemaField, FIELD_NAME, type FieldType }
 import { ApiError, show, type ValidationIssue, validationFailed } from '../errors/registry.js';
 import type { Extractor, ExtractorRegistry } from '../extractors/extractor.js';
 import type { FeatureExtractorConfigInput, FieldPassthrough, InputMapping } from './schema.js';
+import { setField } from '../util/set-field.js';
 
 type Properties = BucketSchema['properties'];
 
@@ -208,7 +209,7 @@ function inputFields(inputSchema: Properties, bindings: Record<string, InputBind
   const out: Properties = {};
   for (const [name, binding] of Object.entries(bindings)) {
     const field = 'path' in binding ? fieldAt(inputSchema, binding.path) : typeOfValue(binding.literal);
-    if (field) Object.defineProperty(out, name, { value: field, enumerable: true, writable: true, configurable: true });
+    if (field) setField(out, name, field);
   }
   return out;
 }
@@ -231,7 +232,7 @@ export function buildOutputSchema(
   const produced = COPIES_INPUT.has(extractor.id) ? inputFields(inputSchema, bindings) : extractor.outputSchema(params);
   const out: Properties = {};
   const set = (name: string, field: BucketSchemaField) =>
-    Object.defineProperty(out, name, { value: field, enumerable: true, writable: true, configurable: true });
+    setField(out, name, field);
   if (includeAll) for (const [name, field] of Object.entries(inputSchema)) if (!Object.hasOwn(produced, name)) set(name, field);
   const targets = new Set<string>();
   passthrough.forEach((p, i) => {
@@ -313,7 +314,7 @@ export function mergeSchemas(sources: { id: string; properties: Properties }[], 
     for (const [name, field] of Object.entries(properties)) {
       const existing = Object.hasOwn(merged, name) ? merged[name] : undefined;
       if (!existing) {
-        Object.defineProperty(merged, name, { value: field, enumerable: true, writable: true, configurable: true });
+        setField(merged, name, field);
         owner.set(name, id);
       } else if (existing.type !== field.type) {
         issues.push({

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { BucketSchema } from '../buckets/bucket-schema.js';
+import { setField } from '../util/set-field.js';
 
 /**
  * The id of a collection's document for one source item and position. Deterministic, so a re-run or a
@@ -30,15 +31,12 @@ export function splitVectors(
   const fields: Record<string, unknown> = {};
   const vectors: Record<string, unknown> = {};
   let hasVectors = false;
-  // defineProperty, not assignment: a field named `__proto__` must be stored, not change the prototype.
-  const put = (target: Record<string, unknown>, k: string, v: unknown) =>
-    Object.defineProperty(target, k, { value: v, enumerable: true, writable: true, configurable: true });
   for (const [k, v] of Object.entries(doc)) {
     if (vectorFields.includes(k)) {
-      put(vectors, k, v);
+      setField(vectors, k, v);
       hasVectors = true;
     } else {
-      put(fields, k, v);
+      setField(fields, k, v);
     }
   }
   return { fields, vectors: hasVectors ? vectors : null };

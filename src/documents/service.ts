@@ -3,6 +3,7 @@ import type { Queryable } from '../db/db.js';
 import { notFound, show, type ValidationIssue, validationFailed } from '../errors/registry.js';
 import { type DocumentLineage, vectorFieldNames } from './document-shape.js';
 import type { DocumentFieldsRequest, DocumentLineageResponse, DocumentResponse } from './schema.js';
+import { setField } from '../util/set-field.js';
 
 /** A documents row as services read it; `vectors` only when it was selected. */
 export interface DocumentRow {
@@ -34,15 +35,13 @@ export const documentColumns = (withVectors: boolean): string => (withVectors ? 
  */
 export const RESERVED_FIELDS: readonly string[] = ['document_id', 'collection_id', '_internal', 'document_blobs'];
 
-const define = (target: Record<string, unknown>, key: string, value: unknown) =>
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 
 /** Mixpeek's `DocumentResponse`: user fields (and vectors, when read) flat at the root, system data in `_internal`. */
 export function toDocumentResponse(row: DocumentRow): DocumentResponse {
   const out: Record<string, unknown> = { document_id: row.id, collection_id: row.collection_id };
   // defineProperty, not assignment: a stored field named `__proto__` is data, not a prototype.
-  for (const [key, value] of Object.entries(row.fields ?? {})) if (!RESERVED_FIELDS.includes(key)) define(out, key, value);
-  for (const [key, value] of Object.entries(row.vectors ?? {})) if (!RESERVED_FIELDS.includes(key)) define(out, key, value);
+  for (const [key, value] of Object.entries(row.fields ?? {})) if (!RESERVED_FIELDS.includes(key)) setField(out, key, value);
+  for (const [key, value] of Object.entries(row.vectors ?? {})) if (!RESERVED_FIELDS.includes(key)) setField(out, key, value);
   out.document_blobs = [];
   out._internal = {
     internal_id: row.organization_id,
@@ -109,8 +108,8 @@ function splitBody(
           location: ['body', key],
           message: `vector field ${show(key)} takes a non-empty array of at most ${MAX_VECTOR_LENGTH} finite numbers, or null to remove it (got ${show(value)})`,
         });
-      } else define(vectors, key, value);
-    } else define(fields, key, value);
+      } else setField(vectors, key, value);
+    } else setField(fields, key, value);
   }
   if (issues.length > 0) throw validationFailed(issues);
   return { fields, vectors, removeVectors };

@@ -1,9 +1,7 @@
 import { PermanentError } from '../extractors/errors.js';
 import type { CollectionPlan } from './pipeline-cache.js';
+import { setField } from '../util/set-field.js';
 
-// defineProperty, not assignment: a field named `__proto__` is a field like any other, not the prototype.
-const define = (target: Record<string, unknown>, key: string, value: unknown) =>
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 
 /** Source fields after the collection's input bindings (null bindings: every field by name). */
 export function bindInput(plan: CollectionPlan, fields: Record<string, unknown>): Record<string, unknown> {
@@ -11,7 +9,7 @@ export function bindInput(plan: CollectionPlan, fields: Record<string, unknown>)
   const input: Record<string, unknown> = {};
   for (const [name, binding] of Object.entries(plan.input_bindings)) {
     const value = 'literal' in binding ? binding.literal : valueAt(fields, binding.path);
-    if (value !== undefined) define(input, name, value);
+    if (value !== undefined) setField(input, name, value);
   }
   return input;
 }
@@ -40,7 +38,7 @@ export function passthroughFields(plan: CollectionPlan, fields: Record<string, u
       }
       continue;
     }
-    define(out, target, value);
+    setField(out, target, value);
   }
   return out;
 }

@@ -4,6 +4,7 @@ import type { DocumentLineage } from '../documents/document-shape.js';
 import { PermanentError } from '../extractors/errors.js';
 import { type BlobRow, blobsOf } from '../objects/object-rows.js';
 import type { ClaimedUnit } from './claim-units.js';
+import { setField } from '../util/set-field.js';
 
 /** The item a unit reads: a bucket object (tier 0) or a document of an upstream collection. */
 export interface UnitSource {
@@ -98,8 +99,7 @@ export async function loadSources(
         try {
           const fields: Record<string, unknown> = { ...o.metadata };
           for (const blob of blobs.get(o.id) ?? []) {
-            // defineProperty: a property named `__proto__` is a field, not the prototype.
-            Object.defineProperty(fields, blob.property, { value: await blobValue(store, blob, blobUrl), enumerable: true, writable: true, configurable: true });
+            setField(fields, blob.property, await blobValue(store, blob, blobUrl));
           }
           out.set(o.id, { fields, rootBucketId: o.bucket_id, parent: null });
         } catch (err) {

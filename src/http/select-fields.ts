@@ -1,8 +1,7 @@
+import { setField } from '../util/set-field.js';
+
 const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-// defineProperty, not assignment: a selected key named `__proto__` must be copied, not change the prototype.
-const define = (target: Record<string, unknown>, key: string, value: unknown) =>
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 
 /**
  * Mixpeek's `select` for list answers: keeps only the selected fields of `item` (plus `always`, so an item
@@ -31,10 +30,10 @@ export function selectFields(item: Record<string, unknown>, select: readonly str
     if (!reached) continue;
     let to = out;
     for (const part of parts.slice(0, depth - 1)) {
-      if (!Object.hasOwn(to, part)) define(to, part, {});
+      if (!Object.hasOwn(to, part)) setField(to, part, {});
       to = to[part] as Record<string, unknown>;
     }
-    define(to, parts[depth - 1]!, value);
+    setField(to, parts[depth - 1]!, value);
     whole.add(parts.slice(0, depth).join('.'));
   }
   return out;
